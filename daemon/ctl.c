@@ -1,0 +1,484 @@
+/* vialwatchctl: options, configuration, connection and the small commands. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "log.h"
+#include "xmalloc.h"
+
+/* A command; argmin and argmax count the arguments after its name. */
+struct ctl_command {
+	const char	*name;
+	const char	*args;
+	const char	*help;
+	int		 argmin;
+	int		 argmax;
+	int		(*exec)(struct ctl *, int, char **);
+};
+
+static int	ctl_status(struct ctl *, int, char **);
+static int	ctl_sensors(struct ctl *, int, char **);
+
+static const struct ctl_command ctl_commands[] = {
+	{ "migrate", "", "create or upgrade the database schema", 0, 0,
+	    ctl_migrate },
+	{ "status", "", "summary of the database", 0, 0, ctl_status },
+	{ "sensors", "", "list the sensors, unassigned ones marked", 0, 0,
+	    ctl_sensors },
+};
+#define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
+
+/* Print a message for the user, prefixed with the program name. */
+void
+ctl_warnx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fflush(stdout);
+	fputs("vialwatchctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Length of s without its trailing newlines and blanks. */
+static int
+ctl_trimlen(const char *s)
+{
+	size_t	len = strlen(s);
+
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	return ((int)len);
+}
+
+/* Print "  label: text", indenting the text's further lines. */
+static void
+ctl_pg_error_field(const char *label, const char *text)
+{
+	int	len = ctl_trimlen(text), i;
+
+	fprintf(stderr, "  %s: ", label);
+	for (i = 0; i < len; i++) {
+		fputc(text[i], stderr);
+		if (text[i] == '\n')
+			fputs("    ", stderr);
+	}
+	fputc('\n', stderr);
+}
+
+/*
+ * Print a failed result (or the connection's error when res is NULL):
+ * "vialwatchctl: [where: ][line N: ]message" then detail, hint and context.
+ */
+void
+ctl_pg_error(struct ctl *ctl, const PGresult *res, const char *where,
+    int line)
+{
+	static const struct {
+		int		 field;
+		const char	*label;
+	} extra[] = {
+		{ PG_DIAG_MESSAGE_DETAIL, "detail" },
+		{ PG_DIAG_MESSAGE_HINT, "hint" },
+		{ PG_DIAG_CONTEXT, "context" },
+	};
+	const char	*msg = NULL, *s;
+	size_t		 i;
+
+	if (res != NULL && (msg = PQresultErrorField(res,
+	    PG_DIAG_MESSAGE_PRIMARY)) == NULL)
+		msg = PQresultErrorMessage(res);
+	if (msg == NULL || *msg == '\0')
+		msg = PQerrorMessage(ctl->conn);
+	if (*msg == '\0')
+		msg = "unknown error";
+
+	fflush(stdout);
+	fputs("vialwatchctl: ", stderr);
+	if (where != NULL)
+		fprintf(stderr, "%s: ", where);
+	if (line > 0)
+		fprintf(stderr, "line %d: ", line);
+	fprintf(stderr, "%.*s\n", ctl_trimlen(msg), msg);
+	for (i = 0; res != NULL && i < sizeof extra / sizeof extra[0]; i++) {
+		if ((s = PQresultErrorField(res, extra[i].field)) != NULL)
+			ctl_pg_error_field(extra[i].label, s);
+	}
+}
+
+/* Show server warnings as our own lines, with the current context. */
+static void
+ctl_notice(void *arg, const PGresult *res)
+{
+	struct ctl	*ctl = arg;
+	const char	*severity, *msg;
+	char		 lower[32];
+	size_t		 i;
+
+	severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (severity == NULL)
+		severity = "notice";
+	for (i = 0; severity[i] != '\0' && i < sizeof lower - 1; i++)
+		lower[i] = tolower((unsigned char)severity[i]);
+	lower[i] = '\0';
+	if ((msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)) == NULL)
+		msg = PQresultErrorMessage(res);
+
+	fflush(stdout);
+	fputs("vialwatchctl: ", stderr);
+	if (ctl->context != NULL)
+		fprintf(stderr, "%s: ", ctl->context);
+	fprintf(stderr, "%s: %.*s\n", lower, ctl_trimlen(msg), msg);
+}
+
+/* Connect with the configured conninfo; 0 or -1 (reported). */
+static int
+ctl_connect(struct ctl *ctl)
+{
+	const char *const	 keys[] = { "fallback_application_name",
+				     "dbname", "client_encoding", NULL };
+	const char		*values[] = { "vialwatchctl",
+				     ctl->conf->db_conninfo, "UTF8", NULL };
+	const char		*msg;
+
+	/* dbname is expanded as a conninfo string or URI. */
+	ctl->conn = PQconnectdbParams(keys, values, 1);
+	if (ctl->conn == NULL) {
+		ctl_warnx("cannot connect to the database: out of memory");
+		return (-1);
+	}
+	if (PQstatus(ctl->conn) != CONNECTION_OK) {
+		msg = PQerrorMessage(ctl->conn);
+		ctl_warnx("cannot connect to the database: %.*s",
+		    ctl_trimlen(msg), msg);
+		return (-1);
+	}
+	PQsetNoticeReceiver(ctl->conn, ctl_notice, ctl);
+	return (0);
+}
+
+/* Run a query with text parameters; the result, or NULL (reported). */
+PGresult *
+ctl_query(struct ctl *ctl, const char *sql, int nparams,
+    const char *const *params)
+{
+	PGresult	*res;
+
+	res = PQexecParams(ctl->conn, sql, nparams, NULL, params, NULL, NULL,
+	    0);
+	if (res != NULL && (PQresultStatus(res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(res) == PGRES_COMMAND_OK))
+		return (res);
+	ctl_pg_error(ctl, res, ctl->context, 0);
+	PQclear(res);
+	return (NULL);
+}
+
+/* Run a statement without parameters or rows; 0 or -1 (reported). */
+int
+ctl_exec(struct ctl *ctl, const char *sql)
+{
+	PGresult	*res;
+
+	if ((res = ctl_query(ctl, sql, 0, NULL)) == NULL)
+		return (-1);
+	PQclear(res);
+	return (0);
+}
+
+/* Copy s for a terminal: control characters from sensor keys become '?'. */
+static char *
+ctl_clean(const char *s)
+{
+	char	*copy, *p;
+
+	copy = xstrdup(s);
+	for (p = copy; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	}
+	return (copy);
+}
+
+/* Print the server and the user we are connected as. */
+static void
+ctl_status_connection(struct ctl *ctl)
+{
+	const char	*host = PQhost(ctl->conn), *version;
+
+	version = PQparameterStatus(ctl->conn, "server_version");
+	printf("connected to database \"%s\" on %s port %s as %s "
+	    "(PostgreSQL %s)\n", PQdb(ctl->conn),
+	    host != NULL && *host != '\0' ? host : "local socket",
+	    PQport(ctl->conn), PQuser(ctl->conn),
+	    version != NULL ? version : "unknown");
+}
+
+/* Print the schema version; 0, or -1 if there is no schema (reported). */
+static int
+ctl_status_schema(struct ctl *ctl)
+{
+	PGresult	*res;
+	int		 rc = -1;
+
+	res = ctl_query(ctl, "select to_regclass('vialwatch.schema_migration')"
+	    " is not null", 0, NULL);
+	if (res == NULL)
+		return (-1);
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		ctl_warnx("no vialwatch schema in this database; "
+		    "run \"vialwatchctl migrate\"");
+		PQclear(res);
+		return (-1);
+	}
+	PQclear(res);
+
+	res = ctl_query(ctl, "select version, name, "
+	    "to_char(applied_at, 'YYYY-MM-DD HH24:MI:SSOF') "
+	    "from vialwatch.schema_migration order by version desc limit 1",
+	    0, NULL);
+	if (res == NULL)
+		return (-1);
+	if (PQntuples(res) == 0)
+		ctl_warnx("no migration applied; run \"vialwatchctl migrate\"");
+	else {
+		printf("schema version %s (%s, applied %s)\n",
+		    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+		    PQgetvalue(res, 0, 2));
+		rc = 0;
+	}
+	PQclear(res);
+	return (rc);
+}
+
+/* Print the counts of the main objects; 0 or -1 (reported). */
+static int
+ctl_status_counts(struct ctl *ctl)
+{
+	PGresult	*res;
+
+	res = ctl_query(ctl, "select "
+	    "(select count(*) from vialwatch.clinic), "
+	    "(select count(*) from vialwatch.fridge), "
+	    "(select count(*) from vialwatch.sensor), "
+	    "(select count(*) from vialwatch.sensor where fridge_id is null), "
+	    "(select count(*) from vialwatch.reading "
+	    "    where ts > now() - interval '1 hour' "
+	    "    and ts <= now() + interval '5 minutes'), "
+	    "(select count(*) from vialwatch.excursion where ended_at is null), "
+	    "(select count(*) from vialwatch.excursion where ended_at is null "
+	    "    and alarmed_at is not null and acked_at is null)", 0, NULL);
+	if (res == NULL)
+		return (-1);
+	printf("clinics: %s, fridges: %s, sensors: %s (%s unassigned)\n",
+	    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+	    PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+	printf("readings in the last hour: %s\n", PQgetvalue(res, 0, 4));
+	printf("open excursions: %s (%s alarmed and not acknowledged)\n",
+	    PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6));
+	PQclear(res);
+	return (0);
+}
+
+/* vialwatchctl status: a short summary of the database. */
+static int
+ctl_status(struct ctl *ctl, int argc, char **argv)
+{
+	ctl_status_connection(ctl);
+	if (ctl_status_schema(ctl) != 0 || ctl_status_counts(ctl) != 0)
+		return (1);
+	return (0);
+}
+
+/* Print the rows of the sensors query as aligned columns. */
+static void
+ctl_sensors_print(PGresult *res)
+{
+	static const char	*head[] = { "ID", "KEY", "SOURCE", "FRIDGE",
+				    "LAST SEEN" };
+	int			 w[5], i, j, n = PQntuples(res);
+	char			*cell;
+
+	for (j = 0; j < 5; j++)
+		w[j] = (int)strlen(head[j]);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < 5; j++) {
+			if (PQgetlength(res, i, j) > w[j])
+				w[j] = PQgetlength(res, i, j);
+		}
+	}
+	printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1], head[1],
+	    w[2], head[2], w[3], head[3], head[4]);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < 5; j++) {
+			cell = ctl_clean(PQgetvalue(res, i, j));
+			if (j < 4)
+				printf("%-*s  ", w[j], cell);
+			else
+				printf("%s\n", cell);
+			free(cell);
+		}
+	}
+}
+
+/* vialwatchctl sensors: every sensor, with its fridge or "(unassigned)". */
+static int
+ctl_sensors(struct ctl *ctl, int argc, char **argv)
+{
+	PGresult	*res;
+	int		 n, unassigned = 0, i;
+
+	res = ctl_query(ctl, "select s.id, s.key, coalesce(s.source, '-'), "
+	    "coalesce(c.name || ' / ' || f.name, '(unassigned)'), "
+	    "to_char(s.last_seen, 'YYYY-MM-DD HH24:MI:SSOF') || "
+	    "case when s.offline_since is not null then ' (offline)' "
+	    "else '' end, s.fridge_id is null "
+	    "from vialwatch.sensor s "
+	    "left join vialwatch.fridge f on f.id = s.fridge_id "
+	    "left join vialwatch.clinic c on c.id = f.clinic_id "
+	    "order by s.fridge_id is not null, s.key", 0, NULL);
+	if (res == NULL)
+		return (1);
+	if ((n = PQntuples(res)) == 0) {
+		printf("no sensors\n");
+		PQclear(res);
+		return (0);
+	}
+	for (i = 0; i < n; i++)
+		unassigned += strcmp(PQgetvalue(res, i, 5), "t") == 0;
+	ctl_sensors_print(res);
+	printf("%d sensor%s, %d unassigned\n", n, n == 1 ? "" : "s",
+	    unassigned);
+	PQclear(res);
+	return (0);
+}
+
+/* Print how to call us. */
+static void
+ctl_usage(FILE *f)
+{
+	size_t	i;
+
+	fprintf(f, "usage: vialwatchctl [-h] [-c file] [-s sqldir] command "
+	    "[args]\ncommands:\n");
+	for (i = 0; i < CTL_NCOMMANDS; i++) {
+		fprintf(f, "  %-8s %-12s %s\n", ctl_commands[i].name,
+		    ctl_commands[i].args, ctl_commands[i].help);
+	}
+}
+
+/* The command called name, or NULL. */
+static const struct ctl_command *
+ctl_find_command(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < CTL_NCOMMANDS; i++) {
+		if (strcmp(ctl_commands[i].name, name) == 0)
+			return (&ctl_commands[i]);
+	}
+	return (NULL);
+}
+
+/* Load the configuration and connect; 0 or -1 (reported). */
+static int
+ctl_open(struct ctl *ctl)
+{
+	char	*cause = NULL;
+
+	if ((ctl->conf = conf_load(ctl->conf_path, &cause)) == NULL) {
+		ctl_warnx("%s", cause != NULL ? cause : ctl->conf_path);
+		free(cause);
+		return (-1);
+	}
+	return (ctl_connect(ctl));
+}
+
+/* The SQL directory: -s, else $VIALWATCH_SQLDIR, else the installed one. */
+static const char *
+ctl_sql_dir(const char *option)
+{
+	const char	*s;
+
+	if ((s = option) == NULL)
+		s = getenv("VIALWATCH_SQLDIR");
+	return (s != NULL && *s != '\0' ? s : SQLDIR);
+}
+
+/* Run the command named by argv[0]; the exit status. */
+static int
+ctl_run(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_command	*cmd;
+	int				 rc;
+
+	if (argc < 1) {
+		ctl_usage(stderr);
+		return (1);
+	}
+	if ((cmd = ctl_find_command(argv[0])) == NULL) {
+		ctl_warnx("unknown command: %s", argv[0]);
+		ctl_usage(stderr);
+		return (1);
+	}
+	if (argc - 1 < cmd->argmin || argc - 1 > cmd->argmax) {
+		ctl_warnx("%s: wrong number of arguments", cmd->name);
+		ctl_usage(stderr);
+		return (1);
+	}
+	if (ctl_open(ctl) != 0)
+		return (1);
+	if ((rc = cmd->exec(ctl, argc, argv)) == CTL_USAGE) {
+		ctl_usage(stderr);
+		rc = 1;
+	}
+	return (rc);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl	 ctl;
+	const char	*sql_dir = NULL;
+	int		 ch, rc;
+
+	log_init("vialwatchctl", LOG_LEVEL_WARNING);
+	memset(&ctl, 0, sizeof ctl);
+	ctl.conf_path = SYSCONFDIR "/vialwatch/vialwatch.conf";
+	while ((ch = getopt(argc, argv, "+c:hs:")) != -1) {
+		switch (ch) {
+		case 'c':
+			ctl.conf_path = optarg;
+			break;
+		case 'h':
+			ctl_usage(stdout);
+			return (0);
+		case 's':
+			sql_dir = optarg;
+			break;
+		default:
+			ctl_usage(stderr);
+			return (1);
+		}
+	}
+	ctl.sql_dir = ctl_sql_dir(sql_dir);
+
+	rc = ctl_run(&ctl, argc - optind, argv + optind);
+	PQfinish(ctl.conn);
+	if (ctl.conf != NULL)
+		conf_free(ctl.conf);
+	return (rc);
+}

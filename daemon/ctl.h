@@ -1,0 +1,34 @@
+/* ctl.c: vialwatchctl, the admin tool: options, connection, commands. */
+#ifndef CTL_H
+#define CTL_H
+
+#include <libpq-fe.h>
+
+#include "log.h"
+
+struct conf;
+
+/* What every command is given. */
+struct ctl {
+	const char	*conf_path;
+	const char	*sql_dir;	/* -s, $VIALWATCH_SQLDIR or SQLDIR */
+	struct conf	*conf;
+	PGconn		*conn;
+	const char	*context;	/* put before server notices, or NULL */
+};
+
+/* A command returns its exit status, or CTL_USAGE for bad arguments. */
+#define CTL_USAGE	(-1)
+
+/* ctl.c */
+void		 ctl_warnx(const char *, ...) PRINTFLIKE(1, 2);
+void		 ctl_pg_error(struct ctl *, const PGresult *, const char *,
+		     int);
+PGresult	*ctl_query(struct ctl *, const char *, int,
+		     const char *const *);
+int		 ctl_exec(struct ctl *, const char *);
+
+/* ctl-migrate.c */
+int		 ctl_migrate(struct ctl *, int, char **);
+
+#endif

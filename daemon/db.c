@@ -1,0 +1,694 @@
+/*
+ * PostgreSQL on the loop: libpq in non-blocking mode on PQsocket. Readings
+ * are queued as COPY text and written in batches, one round trip each:
+ * COPY into temporary tables, then set-based inserts that register new
+ * sensors and skip readings already stored.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+
+#include "conf.h"
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "vialwatchd.h"
+#include "xmalloc.h"
+
+#define DB_BACKOFF_MIN_MS	500
+#define DB_BACKOFF_MAX_MS	30000
+/* Stop reading MQTT past this many queued rows; resume under half. */
+#define DB_PENDING_ROWS_MAX(c)	((size_t)(c)->db_batch_max_rows * 20 + 100000)
+
+enum db_op {
+	OP_NONE,
+	OP_CONNECT,
+	OP_SETUP,
+	OP_BATCH,
+};
+
+struct db_queue {
+	struct evbuffer	*readings;	/* COPY text for reading_in */
+	struct evbuffer	*rejected;	/* COPY text for rejected_in */
+	size_t		 nreadings;
+	size_t		 nrejected;
+};
+
+struct db {
+	struct vialwatchd	*vw;
+	PGconn			*conn;
+	enum db_state		 state;
+	enum db_op		 op;
+	int			 fd;
+	struct event		 ev_read;
+	struct event		 ev_write;
+	struct event		 ev_flush;
+	struct event		 ev_retry;
+	int64_t			 backoff_ms;
+	int			 flush_due;
+	int			 flush_armed;
+	int			 draining;
+
+	struct db_queue		 pend;		/* waiting */
+	struct db_queue		 fly;		/* in the batch in flight */
+	unsigned char		*copy_data;	/* fly, contiguous */
+	size_t			 copy_len;
+	size_t			 copy_off;
+	int			 copy_index;	/* 0 readings, 1 rejected */
+	int			 copy_ending;
+	int			 batch_failed;
+	long long		 batch_stored;
+	int64_t			 batch_started_ms;
+	struct ratelimit	 rl_error;
+};
+
+static const char *db_state_names[] = {
+	[DB_DISCONNECTED] = "disconnected",
+	[DB_CONNECTING] = "connecting",
+	[DB_IDLE] = "connected",
+	[DB_BATCH] = "connected",
+};
+
+static const char db_setup_sql[] =
+    "set application_name = 'vialwatchd';"
+    "create temporary table if not exists reading_in ("
+    " key text, source text, kind text, ts bigint, temp_c float8,"
+    " humidity float8, battery float8, received_at bigint)"
+    " on commit delete rows;"
+    "create temporary table if not exists rejected_in ("
+    " received_at bigint, topic text, payload bytea, reason text)"
+    " on commit delete rows";
+
+#define DB_TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
+static const char db_batch_sql[] =
+    "copy pg_temp.reading_in from stdin;"
+    "copy pg_temp.rejected_in from stdin;"
+    "insert into vialwatch.sensor as s (key, source, first_seen, last_seen)"
+    " select key, min(source), " DB_TS("min(received_at)") ", "
+    DB_TS("max(received_at)") " from pg_temp.reading_in"
+    " group by key order by key"
+    " on conflict (key) do update set last_seen = excluded.last_seen"
+    " where s.last_seen is null or s.last_seen < excluded.last_seen;"
+    "update vialwatch.sensor s set battery = b.battery, battery_at = b.at"
+    " from (select distinct on (key) key, battery, " DB_TS("ts") " as at"
+    " from pg_temp.reading_in where battery is not null"
+    " order by key, ts desc) b"
+    " where s.key = b.key and (s.battery_at is null or s.battery_at <= b.at);"
+    "update vialwatch.sensor s set offline_since = case when a.kind = 'o'"
+    " then coalesce(s.offline_since, a.at) end"
+    " from (select distinct on (key) key, kind, " DB_TS("ts") " as at"
+    " from pg_temp.reading_in where kind in ('o', 'n')"
+    " order by key, ts desc) a where s.key = a.key;"
+    "insert into vialwatch.rejected_message (received_at, topic, payload,"
+    " reason) select " DB_TS("received_at") ", topic, payload, reason"
+    " from pg_temp.rejected_in;"
+    "insert into vialwatch.reading (sensor_id, ts, temp_c, humidity, battery,"
+    " received_at) select s.id, " DB_TS("r.ts") ", r.temp_c, r.humidity,"
+    " r.battery, " DB_TS("r.received_at") " from pg_temp.reading_in r"
+    " join vialwatch.sensor s on s.key = r.key where r.kind = 'r'"
+    " on conflict do nothing";
+
+static void	db_connect(struct db *);
+static void	db_io(struct db *);
+static void	db_on_io(evutil_socket_t, short, void *);
+static void	db_maybe_flush(struct db *);
+
+const char *
+db_state_name(enum db_state s)
+{
+	return (db_state_names[s]);
+}
+
+enum db_state
+db_state(struct db *db)
+{
+	return (db->state);
+}
+
+int
+db_connected(struct db *db)
+{
+	return (db->state == DB_IDLE || db->state == DB_BATCH);
+}
+
+size_t
+db_pending(struct db *db)
+{
+	return (db->pend.nreadings + db->pend.nrejected + db->fly.nreadings +
+	    db->fly.nrejected);
+}
+
+/* Move everything of q to the front of the waiting queue. */
+static void
+db_requeue(struct db *db, struct db_queue *q)
+{
+	evbuffer_prepend_buffer(db->pend.readings, q->readings);
+	evbuffer_prepend_buffer(db->pend.rejected, q->rejected);
+	db->pend.nreadings += q->nreadings;
+	db->pend.nrejected += q->nrejected;
+	q->nreadings = q->nrejected = 0;
+}
+
+/* Apply backpressure to MQTT from the size of the queue. */
+static void
+db_pressure(struct db *db)
+{
+	size_t	n = db_pending(db), max = DB_PENDING_ROWS_MAX(db->vw->conf);
+
+	if (n >= max)
+		mqtt_pause(db->vw->mqtt, 1);
+	else if (n < max / 2)
+		mqtt_pause(db->vw->mqtt, 0);
+}
+
+/* Drop the connection and try again after a backoff. */
+static void
+db_lost(struct db *db, const char *why)
+{
+	struct timeval	tv;
+	int64_t		delay;
+
+	event_del(&db->ev_read);
+	event_del(&db->ev_write);
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	db->fd = -1;
+	db->op = OP_NONE;
+	db_requeue(db, &db->fly);
+	free(db->copy_data);
+	db->copy_data = NULL;
+	db->state = DB_DISCONNECTED;
+	if (db->backoff_ms == 0)
+		db->backoff_ms = DB_BACKOFF_MIN_MS;
+	else if ((db->backoff_ms *= 2) > DB_BACKOFF_MAX_MS)
+		db->backoff_ms = DB_BACKOFF_MAX_MS;
+	delay = db->backoff_ms / 2 + random() % (db->backoff_ms / 2 + 1);
+	log_warnx("database: %s; retrying in %lld ms", why, (long long)delay);
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(&db->ev_retry, &tv);
+	if (db->draining)
+		vw_drained(db->vw);
+}
+
+/* The first line of libpq's last error. */
+static const char *
+db_error(struct db *db, char *buf, size_t len)
+{
+	char	*nl;
+
+	snprintf(buf, len, "%s", db->conn != NULL ?
+	    PQerrorMessage(db->conn) : "no connection");
+	if ((nl = strchr(buf, '\n')) != NULL)
+		*nl = '\0';
+	return (buf);
+}
+
+/* Watch the socket for reading and, when asked, writing. */
+static void
+db_watch(struct db *db, int want_write)
+{
+	if (PQsocket(db->conn) != db->fd) {
+		event_del(&db->ev_read);
+		event_del(&db->ev_write);
+		db->fd = PQsocket(db->conn);
+		event_assign(&db->ev_read, db->vw->base, db->fd,
+		    EV_READ | EV_PERSIST, db_on_io, db);
+		event_assign(&db->ev_write, db->vw->base, db->fd, EV_WRITE,
+		    db_on_io, db);
+	}
+	if (!event_pending(&db->ev_read, EV_READ, NULL))
+		event_add(&db->ev_read, NULL);
+	if (want_write)
+		event_add(&db->ev_write, NULL);
+	else
+		event_del(&db->ev_write);
+}
+
+/* Connection set up: make the staging tables. */
+static void
+db_connected_cb(struct db *db)
+{
+	db->state = DB_CONNECTING;
+	db->op = OP_SETUP;
+	if (PQsetnonblocking(db->conn, 1) != 0 ||
+	    !PQsendQuery(db->conn, db_setup_sql)) {
+		db_lost(db, "cannot send the set-up query");
+		return;
+	}
+	db_watch(db, PQflush(db->conn) == 1);
+}
+
+/* Drive PQconnectPoll. */
+static void
+db_connect_step(struct db *db)
+{
+	char	buf[256];
+
+	switch (PQconnectPoll(db->conn)) {
+	case PGRES_POLLING_READING:
+		db_watch(db, 0);
+		event_del(&db->ev_read);
+		event_add(&db->ev_read, NULL);
+		break;
+	case PGRES_POLLING_WRITING:
+		db_watch(db, 1);
+		event_del(&db->ev_read);
+		break;
+	case PGRES_POLLING_OK:
+		db_connected_cb(db);
+		break;
+	default:
+		db_lost(db, db_error(db, buf, sizeof buf));
+		break;
+	}
+}
+
+/* Start connecting in the background. */
+static void
+db_connect(struct db *db)
+{
+	char	buf[256];
+
+	db->state = DB_CONNECTING;
+	db->op = OP_CONNECT;
+	db->fd = -1;
+	db->conn = PQconnectStart(db->vw->conf->db_conninfo);
+	if (db->conn == NULL)
+		fatalx("PQconnectStart: out of memory");
+	if (PQstatus(db->conn) == CONNECTION_BAD) {
+		db_lost(db, db_error(db, buf, sizeof buf));
+		return;
+	}
+	db_connect_step(db);
+}
+
+/* Send as much COPY data as the socket takes. */
+static int
+db_copy_feed(struct db *db)
+{
+	size_t	chunk;
+	int	rc;
+
+	while (db->copy_off < db->copy_len) {
+		chunk = db->copy_len - db->copy_off;
+		if (chunk > 65536)
+			chunk = 65536;
+		rc = PQputCopyData(db->conn,
+		    (char *)db->copy_data + db->copy_off, chunk);
+		if (rc == -1)
+			return (-1);
+		if (rc == 0)
+			return (1);	/* wait until writable */
+		db->copy_off += chunk;
+	}
+	if ((rc = PQputCopyEnd(db->conn, NULL)) == -1)
+		return (-1);
+	if (rc == 0)
+		return (1);
+	free(db->copy_data);
+	db->copy_data = NULL;
+	return (0);
+}
+
+/* The server wants COPY data: the readings first, then rejected. */
+static int
+db_copy_start(struct db *db)
+{
+	struct evbuffer	*b;
+	size_t		 len;
+
+	b = db->copy_index++ == 0 ? db->fly.readings : db->fly.rejected;
+	len = evbuffer_get_length(b);
+	free(db->copy_data);
+	db->copy_data = xmalloc(len + 1);
+	evbuffer_copyout(b, db->copy_data, len);
+	db->copy_len = len;
+	db->copy_off = 0;
+	return (db_copy_feed(db));
+}
+
+/* A batch ended: account for it or put it back. */
+static void
+db_batch_done(struct db *db)
+{
+	double	secs = (vw_mono_ms() - db->batch_started_ms) / 1000.0;
+	size_t	rows = db->fly.nreadings + db->fly.nrejected;
+
+	db->state = DB_IDLE;
+	db->op = OP_NONE;
+	if (db->batch_failed) {
+		metrics.batch_errors++;
+		db_requeue(db, &db->fly);
+		db->flush_due = 1;
+		return;
+	}
+	metrics_batch(rows, secs);
+	metrics.readings_stored += db->batch_stored;
+	metrics.readings_duplicate += db->fly.nreadings - db->batch_stored;
+	evbuffer_drain(db->fly.readings, evbuffer_get_length(db->fly.readings));
+	evbuffer_drain(db->fly.rejected, evbuffer_get_length(db->fly.rejected));
+	db->fly.nreadings = db->fly.nrejected = 0;
+	log_debug("database: batch of %zu rows committed in %.3f s", rows,
+	    secs);
+	db_pressure(db);
+}
+
+/* One result of the query in flight. */
+static int
+db_result(struct db *db, PGresult *res)
+{
+	const char	*msg;
+	int		 rc = 0;
+
+	switch (PQresultStatus(res)) {
+	case PGRES_COPY_IN:
+		rc = db_copy_start(db);
+		break;
+	case PGRES_COMMAND_OK:
+	case PGRES_TUPLES_OK:
+		if (db->op == OP_BATCH &&
+		    strncmp(PQcmdStatus(res), "INSERT", 6) == 0)
+			db->batch_stored = strtoll(PQcmdTuples(res), NULL, 10);
+		break;
+	default:
+		msg = PQresultErrorMessage(res);
+		if (log_ratelimit(&db->rl_error, 5, vw_mono_ms()))
+			log_warnx("database: %s failed: %.*s", db->op ==
+			    OP_SETUP ? "set-up" : "batch",
+			    (int)strcspn(msg, "\n"), msg);
+		db->batch_failed = 1;
+		break;
+	}
+	PQclear(res);
+	return (rc);
+}
+
+/* The query in flight finished. */
+static void
+db_query_done(struct db *db)
+{
+	if (db->op == OP_SETUP) {
+		if (db->batch_failed) {
+			db->batch_failed = 0;
+			db_lost(db, "set-up failed (is the schema migrated?)");
+			return;
+		}
+		db->state = DB_IDLE;
+		db->op = OP_NONE;
+		db->backoff_ms = 0;
+		metrics.db_connects++;
+		log_info("database: connected");
+	} else if (db->op == OP_BATCH)
+		db_batch_done(db);
+	db_maybe_flush(db);
+}
+
+/* Socket events: read results, send what is queued. */
+static void
+db_io(struct db *db)
+{
+	PGresult	*res;
+	char		 buf[256];
+	int		 want_write = 0, rc;
+
+	if (db->op == OP_CONNECT) {
+		db_connect_step(db);
+		return;
+	}
+	if (db->copy_data != NULL) {
+		if ((rc = db_copy_feed(db)) == -1) {
+			db_lost(db, db_error(db, buf, sizeof buf));
+			return;
+		}
+		want_write = rc;
+	}
+	if (!PQconsumeInput(db->conn)) {
+		db_lost(db, db_error(db, buf, sizeof buf));
+		return;
+	}
+	while (!want_write && !PQisBusy(db->conn)) {
+		if ((res = PQgetResult(db->conn)) == NULL) {
+			db_query_done(db);
+			return;
+		}
+		if ((rc = db_result(db, res)) == -1) {
+			db_lost(db, db_error(db, buf, sizeof buf));
+			return;
+		}
+		want_write = rc;
+	}
+	if ((rc = PQflush(db->conn)) == -1) {
+		db_lost(db, db_error(db, buf, sizeof buf));
+		return;
+	}
+	db_watch(db, want_write || rc == 1);
+}
+
+static void
+db_on_io(evutil_socket_t fd, short events, void *arg)
+{
+	db_io(arg);
+}
+
+/* Send the waiting rows as one batch. */
+static void
+db_flush(struct db *db)
+{
+	struct db_queue	tmp;
+
+	tmp = db->fly;
+	db->fly = db->pend;
+	db->pend = tmp;
+	db->flush_due = 0;
+	db->batch_failed = 0;
+	db->batch_stored = 0;
+	db->copy_index = 0;
+	db->batch_started_ms = vw_mono_ms();
+	db->state = DB_BATCH;
+	db->op = OP_BATCH;
+	if (!PQsendQuery(db->conn, db_batch_sql)) {
+		db_lost(db, "cannot send a batch");
+		return;
+	}
+	db_watch(db, PQflush(db->conn) != 0);
+}
+
+/* Flush when a batch is full, its delay is up, or we are stopping. */
+static void
+db_maybe_flush(struct db *db)
+{
+	const struct conf	*c = db->vw->conf;
+	struct timeval		 tv;
+	size_t			 n = db->pend.nreadings + db->pend.nrejected;
+
+	if (n == 0) {
+		if (db->draining && db->state == DB_IDLE)
+			vw_drained(db->vw);
+		return;
+	}
+	if (db->state == DB_IDLE && (db->flush_due || db->draining ||
+	    n >= (size_t)c->db_batch_max_rows)) {
+		db_flush(db);
+		return;
+	}
+	if (!db->flush_armed) {
+		db->flush_armed = 1;
+		tv.tv_sec = c->db_batch_max_delay_ms / 1000;
+		tv.tv_usec = (c->db_batch_max_delay_ms % 1000) * 1000;
+		evtimer_add(&db->ev_flush, &tv);
+	}
+}
+
+static void
+db_on_flush(evutil_socket_t fd, short events, void *arg)
+{
+	struct db	*db = arg;
+
+	db->flush_armed = 0;
+	db->flush_due = 1;
+	db_maybe_flush(db);
+}
+
+static void
+db_on_retry(evutil_socket_t fd, short events, void *arg)
+{
+	db_connect(arg);
+}
+
+/* Append s as COPY text: escaped, invalid UTF-8 replaced by U+FFFD. */
+static void
+db_copy_text(struct evbuffer *b, const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s, *end = p + len;
+	size_t			 n;
+
+	while (p < end) {
+		if (*p == '\\' || *p == '\t' || *p == '\n' || *p == '\r') {
+			evbuffer_add(b, *p == '\\' ? "\\\\" : *p == '\t' ?
+			    "\\t" : *p == '\n' ? "\\n" : "\\r", 2);
+			p++;
+			continue;
+		}
+		if (*p == 0) {
+			p++;
+			continue;
+		}
+		n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 :
+		    (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 &&
+		    *p <= 0xf4 ? 4 : 0;
+		if (n == 0 || (size_t)(end - p) < n ||
+		    (n > 1 && (p[1] & 0xc0) != 0x80) ||
+		    (n > 2 && (p[2] & 0xc0) != 0x80) ||
+		    (n > 3 && (p[3] & 0xc0) != 0x80)) {
+			evbuffer_add(b, "\xef\xbf\xbd", 3);
+			p++;
+			continue;
+		}
+		evbuffer_add(b, p, n);
+		p += n;
+	}
+}
+
+/* Append a double or \N. */
+static void
+db_copy_double(struct evbuffer *b, double v)
+{
+	if (isnan(v))
+		evbuffer_add(b, "\\N", 2);
+	else
+		evbuffer_add_printf(b, "%.10g", v);
+}
+
+/* Queue a reading; the batch registers its sensor if new. */
+void
+db_push_reading(struct db *db, const char *source, const struct reading *r,
+    int64_t received_us)
+{
+	static const char	 kinds[] = { 'r', 'b', 'o', 'n' };
+	struct evbuffer		*b = db->pend.readings;
+
+	db_copy_text(b, r->key, strlen(r->key));
+	evbuffer_add(b, "\t", 1);
+	db_copy_text(b, source, strlen(source));
+	evbuffer_add_printf(b, "\t%c\t%lld\t", kinds[r->kind],
+	    (long long)r->ts_us);
+	db_copy_double(b, r->kind == READING_TEMP ? r->temp_c : NAN);
+	evbuffer_add(b, "\t", 1);
+	db_copy_double(b, r->humidity);
+	evbuffer_add(b, "\t", 1);
+	db_copy_double(b, r->battery);
+	evbuffer_add_printf(b, "\t%lld\n", (long long)received_us);
+	db->pend.nreadings++;
+	db_pressure(db);
+	db_maybe_flush(db);
+}
+
+/* Queue a refused message: its bytes are kept as they came. */
+void
+db_push_rejected(struct db *db, const char *topic, const void *payload,
+    size_t len, const char *reason, int64_t received_us)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	struct evbuffer		*b = db->pend.rejected;
+	const unsigned char	*p = payload;
+	char			 buf[2];
+	size_t			 i;
+
+	evbuffer_add_printf(b, "%lld\t", (long long)received_us);
+	db_copy_text(b, topic, strlen(topic));
+	evbuffer_add(b, "\t\\\\x", 4);
+	for (i = 0; i < len; i++) {
+		buf[0] = hex[p[i] >> 4];
+		buf[1] = hex[p[i] & 15];
+		evbuffer_add(b, buf, 2);
+	}
+	evbuffer_add(b, "\t", 1);
+	db_copy_text(b, reason, strlen(reason));
+	evbuffer_add(b, "\n", 1);
+	db->pend.nrejected++;
+	db_pressure(db);
+	db_maybe_flush(db);
+}
+
+struct db *
+db_new(struct vialwatchd *vw)
+{
+	struct db	*db;
+
+	db = xcalloc(1, sizeof *db);
+	db->vw = vw;
+	db->fd = -1;
+	db->pend.readings = evbuffer_new();
+	db->pend.rejected = evbuffer_new();
+	db->fly.readings = evbuffer_new();
+	db->fly.rejected = evbuffer_new();
+	evtimer_assign(&db->ev_flush, vw->base, db_on_flush, db);
+	evtimer_assign(&db->ev_retry, vw->base, db_on_retry, db);
+	return (db);
+}
+
+/* Connect in the background. */
+void
+db_start(struct db *db)
+{
+	struct timeval	tv = { 0, 0 };
+
+	evtimer_add(&db->ev_retry, &tv);
+}
+
+/* A reload: a new conninfo means a new connection. */
+void
+db_reconfigure(struct db *db, const struct conf *old)
+{
+	if (strcmp(old->db_conninfo, db->vw->conf->db_conninfo) == 0)
+		return;
+	log_info("database: reconnecting with the new conninfo");
+	db_lost(db, "configuration changed");
+	db->backoff_ms = 0;
+	event_del(&db->ev_retry);
+	db_start(db);
+}
+
+/* Stopping: flush what is queued; vw_drained() is called when done. */
+void
+db_drain(struct db *db)
+{
+	db->draining = 1;
+	if (db->state == DB_DISCONNECTED || db->state == DB_CONNECTING) {
+		vw_drained(db->vw);
+		return;
+	}
+	db_maybe_flush(db);
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	event_del(&db->ev_read);
+	event_del(&db->ev_write);
+	event_del(&db->ev_flush);
+	event_del(&db->ev_retry);
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	evbuffer_free(db->pend.readings);
+	evbuffer_free(db->pend.rejected);
+	evbuffer_free(db->fly.readings);
+	evbuffer_free(db->fly.rejected);
+	free(db->copy_data);
+	free(db);
+}

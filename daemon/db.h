@@ -1,0 +1,38 @@
+/* db.c: asynchronous libpq on the loop: connect, batch readings with COPY. */
+#ifndef DB_H
+#define DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "payload.h"
+
+struct vialwatchd;
+struct db;
+
+enum db_state {
+	DB_DISCONNECTED,
+	DB_CONNECTING,
+	DB_IDLE,		/* connected, nothing in flight */
+	DB_BATCH,		/* a batch in flight */
+};
+
+struct db	*db_new(struct vialwatchd *);
+void		 db_start(struct db *);
+void		 db_reconfigure(struct db *, const struct conf *);
+void		 db_free(struct db *);
+enum db_state	 db_state(struct db *);
+const char	*db_state_name(enum db_state);
+int		 db_connected(struct db *);
+size_t		 db_pending(struct db *);
+
+/* Queue one decoded reading from a source; flushed in batches. */
+void		 db_push_reading(struct db *, const char *,
+		     const struct reading *, int64_t);
+/* Queue a refused message with its reason. */
+void		 db_push_rejected(struct db *, const char *, const void *,
+		     size_t, const char *, int64_t);
+/* Flush now, and call vw_drained() once nothing is left. */
+void		 db_drain(struct db *);
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * vialwatchd: start-up, the event base, signals, systemd notify and the
+ * watchdog. Everything else runs as events on the one loop.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "conf.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "vialwatchd.h"
+#include "xmalloc.h"
+
+#define STOP_TIMEOUT_S	10
+
+static struct event	ev_sighup, ev_sigterm, ev_sigint, ev_watchdog, ev_tick;
+static struct event	ev_stop_timeout;
+static char		*conf_path;
+static int		 debug_flag;
+static char		 last_status[256];
+
+static void	usage(void) __attribute__((noreturn));
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: vialwatchd [-dtV] [-c file]\n");
+	exit(1);
+}
+
+int64_t
+vw_now_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+int64_t
+vw_mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* sd_notify, or nothing when built without systemd. */
+static void
+notify(const char *fmt, ...)
+{
+#ifdef HAVE_SYSTEMD
+	va_list	 ap;
+	char	 buf[512];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	sd_notify(0, buf);
+#else
+	(void)fmt;
+#endif
+}
+
+/* Tell systemd how we are, when it changed. */
+static void
+status_update(struct vialwatchd *vw)
+{
+	char	buf[256];
+
+	snprintf(buf, sizeof buf, "mqtt %s, database %s, %llu readings "
+	    "stored, %zu pending", mqtt_state_name(mqtt_state(vw->mqtt)),
+	    db_state_name(db_state(vw->db)),
+	    (unsigned long long)metrics.readings_stored, db_pending(vw->db));
+	if (strcmp(buf, last_status) == 0)
+		return;
+	snprintf(last_status, sizeof last_status, "%s", buf);
+	notify("STATUS=%s", buf);
+}
+
+/* Once a second: status for systemd. */
+static void
+on_tick(evutil_socket_t fd, short events, void *arg)
+{
+	status_update(arg);
+}
+
+/* Pinged from the loop, so a stalled loop stops the pings. */
+static void
+on_watchdog(evutil_socket_t fd, short events, void *arg)
+{
+	notify("WATCHDOG=1");
+}
+
+/* Give each source its metrics slot. */
+static void
+conf_bind_metrics(struct conf *c)
+{
+	int	i;
+
+	for (i = 0; i < c->nsources; i++)
+		c->sources[i].metric = metrics_source_id(c->sources[i].name);
+}
+
+/* SIGHUP: load the new config; a bad one is refused and the old kept. */
+static void
+on_sighup(evutil_socket_t fd, short events, void *arg)
+{
+	struct vialwatchd	*vw = arg;
+	struct conf		*c, *old;
+	char			*cause = NULL;
+
+	notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)vw_mono_ms() * 1000);
+	log_info("reloading %s", conf_path);
+	if ((c = conf_load(conf_path, &cause)) == NULL) {
+		log_warnx("reload refused, keeping the running configuration: "
+		    "%s", cause);
+		free(cause);
+		notify("READY=1");
+		return;
+	}
+	conf_bind_metrics(c);
+	old = vw->conf;
+	vw->conf = c;
+	log_set_level(debug_flag ? LOG_LEVEL_DEBUG : c->log_level);
+	if (http_reconfigure(vw->http, &cause) != 0) {
+		log_warnx("reload: %s; still listening on the old address",
+		    cause);
+		free(cause);
+	}
+	mqtt_reconfigure(vw->mqtt, old);
+	db_reconfigure(vw->db, old);
+	conf_free(old);
+	log_info("configuration reloaded");
+	notify("READY=1");
+}
+
+/* All queued rows are committed (or the database is gone): exit. */
+void
+vw_drained(struct vialwatchd *vw)
+{
+	if (!vw->stopping)
+		return;
+	if (db_pending(vw->db) > 0)
+		log_warnx("stopping with %zu readings not stored",
+		    db_pending(vw->db));
+	event_base_loopexit(vw->base, NULL);
+}
+
+static void
+on_stop_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct vialwatchd	*vw = arg;
+
+	log_warnx("the database did not take the last batch in %d s",
+	    STOP_TIMEOUT_S);
+	event_base_loopexit(vw->base, NULL);
+}
+
+/* SIGTERM/SIGINT: stop taking messages, flush, exit 0. */
+static void
+on_stop(evutil_socket_t fd, short events, void *arg)
+{
+	struct vialwatchd	*vw = arg;
+	struct timeval		 tv = { STOP_TIMEOUT_S, 0 };
+
+	if (vw->stopping)
+		return;
+	vw->stopping = 1;
+	log_info("stopping on signal %d", (int)fd);
+	notify("STOPPING=1");
+	mqtt_stop(vw->mqtt);
+	evtimer_assign(&ev_stop_timeout, vw->base, on_stop_timeout, vw);
+	evtimer_add(&ev_stop_timeout, &tv);
+	db_drain(vw->db);
+}
+
+/* The state directory must exist and be ours to write. */
+static void
+state_dir_open(const char *dir)
+{
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+		fatal("state_dir %s", dir);
+	if (access(dir, R_OK | W_OK | X_OK) == -1)
+		fatal("state_dir %s", dir);
+}
+
+static void
+setup_events(struct vialwatchd *vw)
+{
+	struct timeval	tv = { 1, 0 };
+	uint64_t	usec = 0;
+
+	evsignal_assign(&ev_sighup, vw->base, SIGHUP, on_sighup, vw);
+	evsignal_assign(&ev_sigterm, vw->base, SIGTERM, on_stop, vw);
+	evsignal_assign(&ev_sigint, vw->base, SIGINT, on_stop, vw);
+	evsignal_add(&ev_sighup, NULL);
+	evsignal_add(&ev_sigterm, NULL);
+	evsignal_add(&ev_sigint, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	event_assign(&ev_tick, vw->base, -1, EV_PERSIST, on_tick, vw);
+	event_add(&ev_tick, &tv);
+#ifdef HAVE_SYSTEMD
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+		tv.tv_sec = usec / 2 / 1000000;
+		tv.tv_usec = usec / 2 % 1000000;
+		event_assign(&ev_watchdog, vw->base, -1, EV_PERSIST,
+		    on_watchdog, vw);
+		event_add(&ev_watchdog, &tv);
+		log_debug("watchdog every %llu ms",
+		    (unsigned long long)usec / 2000);
+	}
+#endif
+}
+
+int
+main(int argc, char **argv)
+{
+	struct vialwatchd	 vw;
+	char			*cause = NULL;
+	int			 ch, test_only = 0;
+
+	conf_path = xstrdup(SYSCONFDIR "/vialwatch/vialwatch.conf");
+	while ((ch = getopt(argc, argv, "c:dtV")) != -1) {
+		switch (ch) {
+		case 'c':
+			free(conf_path);
+			conf_path = xstrdup(optarg);
+			break;
+		case 'd':
+			debug_flag = 1;
+			break;
+		case 't':
+			test_only = 1;
+			break;
+		case 'V':
+			printf("vialwatchd %s\n", PACKAGE_VERSION);
+			return (0);
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	log_init("vialwatchd", debug_flag ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	memset(&vw, 0, sizeof vw);
+	if ((vw.conf = conf_load(conf_path, &cause)) == NULL) {
+		fprintf(stderr, "%s\n", cause);
+		return (1);
+	}
+	if (test_only) {
+		fprintf(stderr, "%s: configuration ok\n", conf_path);
+		return (0);
+	}
+	log_set_level(debug_flag ? LOG_LEVEL_DEBUG : vw.conf->log_level);
+	conf_bind_metrics(vw.conf);
+	srandom(getpid() ^ (unsigned)vw_now_us());
+
+	if ((vw.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	state_dir_open(vw.conf->state_dir);
+	vw.db = db_new(&vw);
+	vw.mqtt = mqtt_new(&vw);
+	if ((vw.http = http_new(&vw, &cause)) == NULL)
+		fatalx("http: %s", cause);
+	setup_events(&vw);
+
+	log_info("vialwatchd %s started with %d sources", PACKAGE_VERSION,
+	    vw.conf->nsources);
+	notify("READY=1\nSTATUS=connecting to MQTT and the database");
+	mqtt_start(vw.mqtt);
+	db_start(vw.db);
+
+	event_base_loop(vw.base, 0);
+
+	http_free(vw.http);
+	mqtt_free(vw.mqtt);
+	db_free(vw.db);
+	event_base_free(vw.base);
+	conf_free(vw.conf);
+	free(conf_path);
+	log_info("stopped");
+	return (0);
+}

@@ -1,0 +1,170 @@
+/* Counters and gauges of the daemon, rendered in Prometheus text format. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "db.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "vialwatchd.h"
+
+struct metrics metrics;
+
+/* Upper bounds of the batch latency histogram, in seconds. */
+static const double metrics_bounds[METRICS_BUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
+};
+
+/* The counter slot of a source, by name; kept across reloads. */
+int
+metrics_source_id(const char *name)
+{
+	int	i;
+
+	for (i = 0; i < metrics.nsources; i++) {
+		if (strcmp(metrics.sources[i].name, name) == 0)
+			return (i);
+	}
+	if (metrics.nsources == METRICS_SOURCES_MAX)
+		return (METRICS_SOURCES_MAX - 1);
+	snprintf(metrics.sources[i].name, sizeof metrics.sources[i].name, "%s",
+	    name);
+	return (metrics.nsources++);
+}
+
+/* Record one committed batch. */
+void
+metrics_batch(int rows, double seconds)
+{
+	int	i;
+
+	metrics.batches++;
+	metrics.batch_rows_sum += rows;
+	metrics.batch_seconds_sum += seconds;
+	for (i = 0; i < METRICS_BUCKETS; i++) {
+		if (seconds <= metrics_bounds[i])
+			metrics.batch_seconds_bucket[i]++;
+	}
+}
+
+/* Label values: escape backslash, quote and newline. */
+static void
+metrics_label(struct evbuffer *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			evbuffer_add_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			evbuffer_add(b, "\\n", 2);
+		else
+			evbuffer_add(b, s, 1);
+	}
+}
+
+static void
+metrics_header(struct evbuffer *b, const char *name, const char *type,
+    const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+	    name, type);
+}
+
+static void
+metrics_render_ingest(struct evbuffer *b)
+{
+	int	i;
+
+	metrics_header(b, "vialwatch_mqtt_messages_received_total", "counter",
+	    "MQTT messages received, by source.");
+	for (i = 0; i < metrics.nsources; i++) {
+		evbuffer_add_printf(b,
+		    "vialwatch_mqtt_messages_received_total{source=\"");
+		metrics_label(b, metrics.sources[i].name);
+		evbuffer_add_printf(b, "\"} %llu\n",
+		    (unsigned long long)metrics.sources[i].received);
+	}
+	evbuffer_add_printf(b, "vialwatch_mqtt_messages_received_total"
+	    "{source=\"\"} %llu\n",
+	    (unsigned long long)metrics.received_unmatched);
+
+	metrics_header(b, "vialwatch_messages_rejected_total", "counter",
+	    "Messages refused and kept in vialwatch.rejected_message, by reason.");
+	for (i = 1; i < REASON_COUNT; i++) {
+		evbuffer_add_printf(b, "vialwatch_messages_rejected_total"
+		    "{reason=\"%s\"} %llu\n", payload_reason_label(i),
+		    (unsigned long long)metrics.rejected[i]);
+	}
+
+	metrics_header(b, "vialwatch_readings_stored_total", "counter",
+	    "Readings committed to vialwatch.reading.");
+	evbuffer_add_printf(b, "vialwatch_readings_stored_total %llu\n",
+	    (unsigned long long)metrics.readings_stored);
+	metrics_header(b, "vialwatch_readings_duplicate_total", "counter",
+	    "Readings already stored (redeliveries), skipped.");
+	evbuffer_add_printf(b, "vialwatch_readings_duplicate_total %llu\n",
+	    (unsigned long long)metrics.readings_duplicate);
+}
+
+static void
+metrics_render_batches(struct evbuffer *b)
+{
+	int	i;
+
+	metrics_header(b, "vialwatch_batch_rows", "summary",
+	    "Rows per committed batch.");
+	evbuffer_add_printf(b, "vialwatch_batch_rows_sum %llu\n"
+	    "vialwatch_batch_rows_count %llu\n",
+	    (unsigned long long)metrics.batch_rows_sum,
+	    (unsigned long long)metrics.batches);
+	metrics_header(b, "vialwatch_batch_seconds", "histogram",
+	    "Time from sending a batch to its commit.");
+	for (i = 0; i < METRICS_BUCKETS; i++) {
+		evbuffer_add_printf(b,
+		    "vialwatch_batch_seconds_bucket{le=\"%g\"} %llu\n",
+		    metrics_bounds[i],
+		    (unsigned long long)metrics.batch_seconds_bucket[i]);
+	}
+	evbuffer_add_printf(b, "vialwatch_batch_seconds_bucket{le=\"+Inf\"} "
+	    "%llu\nvialwatch_batch_seconds_sum %.6f\n"
+	    "vialwatch_batch_seconds_count %llu\n",
+	    (unsigned long long)metrics.batches, metrics.batch_seconds_sum,
+	    (unsigned long long)metrics.batches);
+	metrics_header(b, "vialwatch_batch_errors_total", "counter",
+	    "Batches that failed and were retried.");
+	evbuffer_add_printf(b, "vialwatch_batch_errors_total %llu\n",
+	    (unsigned long long)metrics.batch_errors);
+}
+
+/* Write every metric into b. */
+void
+metrics_render(struct vialwatchd *vw, struct evbuffer *b)
+{
+	metrics_render_ingest(b);
+	metrics_render_batches(b);
+
+	metrics_header(b, "vialwatch_readings_pending", "gauge",
+	    "Readings and rejected messages waiting for the database.");
+	evbuffer_add_printf(b, "vialwatch_readings_pending %zu\n",
+	    db_pending(vw->db));
+	metrics_header(b, "vialwatch_mqtt_connected", "gauge",
+	    "1 when connected to the MQTT broker.");
+	evbuffer_add_printf(b, "vialwatch_mqtt_connected %d\n",
+	    mqtt_state(vw->mqtt) == MQTT_CONNECTED);
+	metrics_header(b, "vialwatch_mqtt_connects_total", "counter",
+	    "Successful connections to the broker.");
+	evbuffer_add_printf(b, "vialwatch_mqtt_connects_total %llu\n",
+	    (unsigned long long)metrics.mqtt_connects);
+	metrics_header(b, "vialwatch_db_connected", "gauge",
+	    "1 when connected to PostgreSQL.");
+	evbuffer_add_printf(b, "vialwatch_db_connected %d\n",
+	    db_connected(vw->db));
+	metrics_header(b, "vialwatch_db_connects_total", "counter",
+	    "Successful connections to PostgreSQL.");
+	evbuffer_add_printf(b, "vialwatch_db_connects_total %llu\n",
+	    (unsigned long long)metrics.db_connects);
+}

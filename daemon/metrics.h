@@ -1,0 +1,40 @@
+/* metrics.c: counters and gauges, rendered as Prometheus text. */
+#ifndef METRICS_H
+#define METRICS_H
+
+#include <stdint.h>
+
+#include "payload.h"
+
+struct evbuffer;
+struct vialwatchd;
+
+#define METRICS_SOURCES_MAX	256
+#define METRICS_BUCKETS		12
+
+struct metrics {
+	struct {
+		char		name[64];
+		uint64_t	received;
+	}		 sources[METRICS_SOURCES_MAX];
+	int		 nsources;
+	uint64_t	 received_unmatched;
+	uint64_t	 rejected[REASON_COUNT];
+	uint64_t	 readings_stored;
+	uint64_t	 readings_duplicate;
+	uint64_t	 batches;
+	uint64_t	 batch_errors;
+	uint64_t	 batch_rows_sum;
+	uint64_t	 batch_seconds_bucket[METRICS_BUCKETS];
+	double		 batch_seconds_sum;
+	uint64_t	 mqtt_connects;
+	uint64_t	 db_connects;
+};
+
+extern struct metrics metrics;
+
+int	metrics_source_id(const char *);
+void	metrics_batch(int, double);
+void	metrics_render(struct vialwatchd *, struct evbuffer *);
+
+#endif

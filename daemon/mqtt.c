@@ -1,0 +1,474 @@
+/*
+ * MQTT: libmosquitto driven by the libevent loop (no library thread).
+ * MQTT v5 with a persistent session; reconnects with capped exponential
+ * backoff and jitter; every message is decoded and queued for the database.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <sys/ioctl.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "conf.h"
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "payload.h"
+#include "vialwatchd.h"
+#include "xmalloc.h"
+
+#define MQTT_BACKOFF_MIN_MS	500
+#define MQTT_BACKOFF_MAX_MS	30000
+#define MQTT_READS_PER_EVENT	256
+
+struct mqtt {
+	struct vialwatchd	*vw;
+	struct mosquitto	*mosq;
+	enum mqtt_state		 state;
+	int			 fd;
+	int			 paused;
+	int			 stopping;
+	int64_t			 backoff_ms;
+	struct event		 ev_read;
+	struct event		 ev_write;
+	struct event		 ev_misc;
+	struct event		 ev_retry;
+	struct ratelimit	 rl_unmatched;
+	struct ratelimit	*rl_sources;	/* one per [source] */
+	int			 nrl_sources;
+};
+
+static const char *mqtt_state_names[] = {
+	[MQTT_DISCONNECTED] = "disconnected",
+	[MQTT_CONNECTING] = "connecting",
+	[MQTT_CONNECTED] = "connected",
+};
+
+static void	mqtt_connect(struct mqtt *);
+static void	mqtt_lost(struct mqtt *, const char *);
+
+const char *
+mqtt_state_name(enum mqtt_state s)
+{
+	return (mqtt_state_names[s]);
+}
+
+enum mqtt_state
+mqtt_state(struct mqtt *m)
+{
+	return (m->state);
+}
+
+/* One transition, logged. */
+static void
+mqtt_set_state(struct mqtt *m, enum mqtt_state s)
+{
+	if (m->state == s)
+		return;
+	log_debug("mqtt: %s -> %s", mqtt_state_names[m->state],
+	    mqtt_state_names[s]);
+	m->state = s;
+}
+
+/* Write interest only while libmosquitto has something to send. */
+static void
+mqtt_update_write(struct mqtt *m)
+{
+	if (m->fd == -1)
+		return;
+	if (mosquitto_want_write(m->mosq))
+		event_add(&m->ev_write, NULL);
+	else
+		event_del(&m->ev_write);
+}
+
+/* Find the [source] for a topic, or NULL. */
+static const struct source *
+mqtt_match(const struct conf *c, const char *topic)
+{
+	bool	match;
+	int	i;
+
+	for (i = 0; i < c->nsources; i++) {
+		if (mosquitto_topic_matches_sub(c->sources[i].filter, topic,
+		    &match) == MOSQ_ERR_SUCCESS && match)
+			return (&c->sources[i]);
+	}
+	return (NULL);
+}
+
+/* Keep a refused message, count it, and log it at most a few times. */
+static void
+mqtt_reject(struct mqtt *m, struct ratelimit *rl, const char *topic,
+    const void *payload, size_t len, enum payload_reason reason,
+    const char *detail, int64_t now_us)
+{
+	metrics.rejected[reason]++;
+	db_push_rejected(m->vw->db, topic, payload, len, detail, now_us);
+	if (log_ratelimit(rl, 5, vw_mono_ms()))
+		log_warnx("mqtt: rejected message on \"%.200s\": %s", topic,
+		    detail);
+}
+
+/* A message from the broker: decode it and queue what it carries. */
+static void
+mqtt_on_message(struct mosquitto *mosq, void *arg,
+    const struct mosquitto_message *msg, const mosquitto_property *props)
+{
+	struct mqtt		*m = arg;
+	struct payload_result	 res;
+	const struct source	*src;
+	int64_t			 now_us = vw_now_us();
+	int			 i, n;
+
+	if ((src = mqtt_match(m->vw->conf, msg->topic)) == NULL) {
+		metrics.received_unmatched++;
+		mqtt_reject(m, &m->rl_unmatched, msg->topic, msg->payload,
+		    msg->payloadlen, REASON_NO_SOURCE,
+		    "no [source] section matches this topic", now_us);
+		return;
+	}
+	metrics.sources[src->metric].received++;
+	n = payload_decode(src, msg->topic, msg->payload, msg->payloadlen,
+	    now_us, &res);
+	if (n == -1) {
+		mqtt_reject(m, &m->rl_sources[src - m->vw->conf->sources],
+		    msg->topic, msg->payload, msg->payloadlen, res.reason,
+		    res.detail, now_us);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		db_push_reading(m->vw->db, src->name, &res.r[i], now_us);
+}
+
+/* CONNACK: subscribe every [source] filter (again) on each connect. */
+static void
+mqtt_on_connect(struct mosquitto *mosq, void *arg, int rc, int flags,
+    const mosquitto_property *props)
+{
+	struct mqtt		*m = arg;
+	const struct conf	*c = m->vw->conf;
+	int			 i, r;
+
+	if (rc != 0) {
+		log_warnx("mqtt: broker refused the connection: %s",
+		    mosquitto_reason_string(rc));
+		return;
+	}
+	mqtt_set_state(m, MQTT_CONNECTED);
+	m->backoff_ms = 0;
+	metrics.mqtt_connects++;
+	log_info("mqtt: connected to %s:%d%s", c->mqtt_host, c->mqtt_port,
+	    (flags & 1) ? " (session resumed)" : "");
+	for (i = 0; i < c->nsources; i++) {
+		r = mosquitto_subscribe_v5(m->mosq, NULL, c->sources[i].topic,
+		    c->mqtt_qos, 0, NULL);
+		if (r != MOSQ_ERR_SUCCESS)
+			log_warnx("mqtt: subscribe %s: %s", c->sources[i].topic,
+			    mosquitto_strerror(r));
+		else
+			log_debug("mqtt: subscribed %s", c->sources[i].topic);
+	}
+}
+
+static void
+mqtt_on_disconnect(struct mosquitto *mosq, void *arg, int rc,
+    const mosquitto_property *props)
+{
+	struct mqtt	*m = arg;
+
+	if (!m->stopping)
+		log_warnx("mqtt: disconnected: %s", rc == 0 ? "by request" :
+		    mosquitto_reason_string(rc));
+}
+
+/* Map libmosquitto's log to ours (debug only: it is chatty). */
+static void
+mqtt_on_log(struct mosquitto *mosq, void *arg, int level, const char *str)
+{
+	log_debug("mqtt: %s", str);
+}
+
+/* Drop the socket's events. */
+static void
+mqtt_unregister(struct mqtt *m)
+{
+	if (m->fd == -1)
+		return;
+	event_del(&m->ev_read);
+	event_del(&m->ev_write);
+	event_del(&m->ev_misc);
+	m->fd = -1;
+}
+
+/* The connection is gone: schedule a reconnect with backoff and jitter. */
+static void
+mqtt_lost(struct mqtt *m, const char *why)
+{
+	struct timeval	tv;
+	int64_t		delay;
+
+	mqtt_unregister(m);
+	mosquitto_disconnect(m->mosq);
+	mqtt_set_state(m, MQTT_DISCONNECTED);
+	if (m->stopping)
+		return;
+	if (m->backoff_ms == 0)
+		m->backoff_ms = MQTT_BACKOFF_MIN_MS;
+	else if ((m->backoff_ms *= 2) > MQTT_BACKOFF_MAX_MS)
+		m->backoff_ms = MQTT_BACKOFF_MAX_MS;
+	delay = m->backoff_ms / 2 + random() % (m->backoff_ms / 2 + 1);
+	log_warnx("mqtt: %s; retrying in %lld ms", why, (long long)delay);
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(&m->ev_retry, &tv);
+}
+
+/* Check a libmosquitto loop call; a failure means the connection is gone. */
+static int
+mqtt_check(struct mqtt *m, int rc, const char *what)
+{
+	char	buf[128];
+
+	if (rc == MOSQ_ERR_SUCCESS)
+		return (0);
+	snprintf(buf, sizeof buf, "%s: %s", what, rc == MOSQ_ERR_ERRNO ?
+	    strerror(errno) : mosquitto_strerror(rc));
+	mqtt_lost(m, buf);
+	return (-1);
+}
+
+static void
+mqtt_readable(evutil_socket_t fd, short events, void *arg)
+{
+	struct mqtt	*m = arg;
+	int		 i, avail;
+
+	for (i = 0; i < MQTT_READS_PER_EVENT && !m->paused; i++) {
+		if (mqtt_check(m, mosquitto_loop_read(m->mosq, 1), "read") != 0)
+			return;
+		if (m->fd == -1 || ioctl(fd, FIONREAD, &avail) == -1 ||
+		    avail == 0)
+			break;
+	}
+	mqtt_update_write(m);
+}
+
+static void
+mqtt_writable(evutil_socket_t fd, short events, void *arg)
+{
+	struct mqtt	*m = arg;
+
+	if (mqtt_check(m, mosquitto_loop_write(m->mosq, 1), "write") != 0)
+		return;
+	mqtt_update_write(m);
+}
+
+/* Once a second: keepalive pings and QoS retries. */
+static void
+mqtt_misc(evutil_socket_t fd, short events, void *arg)
+{
+	struct mqtt	*m = arg;
+
+	if (mqtt_check(m, mosquitto_loop_misc(m->mosq), "keepalive") != 0)
+		return;
+	if (mosquitto_socket(m->mosq) == -1) {
+		mqtt_lost(m, "connection closed");
+		return;
+	}
+	mqtt_update_write(m);
+}
+
+static void
+mqtt_retry(evutil_socket_t fd, short events, void *arg)
+{
+	mqtt_connect(arg);
+}
+
+/* Set credentials and TLS from the config on the mosquitto handle. */
+static int
+mqtt_setup(struct mqtt *m, const struct conf *c)
+{
+	int	rc;
+
+	rc = mosquitto_username_pw_set(m->mosq, c->mqtt_username,
+	    c->mqtt_password);
+	if (rc == MOSQ_ERR_SUCCESS && c->mqtt_tls_ca_file != NULL)
+		rc = mosquitto_tls_set(m->mosq, c->mqtt_tls_ca_file, NULL,
+		    c->mqtt_tls_cert_file, c->mqtt_tls_key_file, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_warnx("mqtt: settings: %s", mosquitto_strerror(rc));
+		return (-1);
+	}
+	return (0);
+}
+
+/* (Re)create the client: the client id is fixed by the config. */
+static void
+mqtt_create(struct mqtt *m)
+{
+	const struct conf	*c = m->vw->conf;
+
+	if (m->mosq != NULL)
+		mosquitto_destroy(m->mosq);
+	if ((m->mosq = mosquitto_new(c->mqtt_client_id, false, m)) == NULL)
+		fatal("mosquitto_new");
+	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+	    MQTT_PROTOCOL_V5);
+	mosquitto_connect_v5_callback_set(m->mosq, mqtt_on_connect);
+	mosquitto_disconnect_v5_callback_set(m->mosq, mqtt_on_disconnect);
+	mosquitto_message_v5_callback_set(m->mosq, mqtt_on_message);
+	mosquitto_log_callback_set(m->mosq, mqtt_on_log);
+	free(m->rl_sources);
+	m->nrl_sources = c->nsources;
+	m->rl_sources = xcalloc(c->nsources + 1, sizeof *m->rl_sources);
+}
+
+/*
+ * Connect. The TCP connect is libmosquitto's blocking one: it is the only
+ * call that takes the v5 CONNECT properties (the session expiry).
+ */
+static void
+mqtt_connect(struct mqtt *m)
+{
+	const struct conf	*c = m->vw->conf;
+	mosquitto_property	*props = NULL;
+	struct timeval		 tv = { 1, 0 };
+	int			 rc;
+
+	if (mqtt_setup(m, c) != 0) {
+		mqtt_lost(m, "bad settings");
+		return;
+	}
+	mqtt_set_state(m, MQTT_CONNECTING);
+	mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+	    (uint32_t)(c->mqtt_session_expiry_ms / 1000));
+	rc = mosquitto_connect_bind_v5(m->mosq, c->mqtt_host, c->mqtt_port,
+	    (int)(c->mqtt_keepalive_ms / 1000), NULL, props);
+	mosquitto_property_free_all(&props);
+	if (mqtt_check(m, rc, "connect") != 0)
+		return;
+
+	m->fd = mosquitto_socket(m->mosq);
+	event_assign(&m->ev_read, m->vw->base, m->fd, EV_READ | EV_PERSIST,
+	    mqtt_readable, m);
+	event_assign(&m->ev_write, m->vw->base, m->fd, EV_WRITE, mqtt_writable,
+	    m);
+	event_assign(&m->ev_misc, m->vw->base, -1, EV_PERSIST, mqtt_misc, m);
+	if (!m->paused)
+		event_add(&m->ev_read, NULL);
+	event_add(&m->ev_misc, &tv);
+	mqtt_update_write(m);
+}
+
+struct mqtt *
+mqtt_new(struct vialwatchd *vw)
+{
+	struct mqtt	*m;
+
+	mosquitto_lib_init();
+	m = xcalloc(1, sizeof *m);
+	m->vw = vw;
+	m->fd = -1;
+	evtimer_assign(&m->ev_retry, vw->base, mqtt_retry, m);
+	mqtt_create(m);
+	return (m);
+}
+
+/* Connect in the background (from the loop). */
+void
+mqtt_start(struct mqtt *m)
+{
+	struct timeval	tv = { 0, 0 };
+
+	evtimer_add(&m->ev_retry, &tv);
+}
+
+/* True if the config subscribes this exact filter. */
+static int
+mqtt_has_topic(const struct conf *c, const char *topic)
+{
+	int	i;
+
+	for (i = 0; i < c->nsources; i++) {
+		if (strcmp(c->sources[i].topic, topic) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/* A reload: unsubscribe the filters that went, then reconnect. */
+void
+mqtt_reconfigure(struct mqtt *m, const struct conf *old)
+{
+	const struct conf	*c = m->vw->conf;
+	int			 i;
+
+	for (i = 0; m->state == MQTT_CONNECTED && i < old->nsources; i++) {
+		if (!mqtt_has_topic(c, old->sources[i].topic))
+			mosquitto_unsubscribe(m->mosq, NULL,
+			    old->sources[i].topic);
+	}
+	mosquitto_loop_write(m->mosq, 1);
+	log_info("mqtt: reconnecting with the new configuration");
+	m->stopping = 1;
+	mqtt_unregister(m);
+	mosquitto_disconnect(m->mosq);
+	mqtt_set_state(m, MQTT_DISCONNECTED);
+	m->stopping = 0;
+	mqtt_create(m);
+	m->backoff_ms = 0;
+	mqtt_start(m);
+}
+
+/* Backpressure: stop reading while the database is behind. */
+void
+mqtt_pause(struct mqtt *m, int pause)
+{
+	if (m->paused == pause)
+		return;
+	m->paused = pause;
+	log_info("mqtt: %s reading from the broker", pause ? "pausing" :
+	    "resuming");
+	if (m->fd == -1)
+		return;
+	if (pause)
+		event_del(&m->ev_read);
+	else
+		event_add(&m->ev_read, NULL);
+}
+
+/* Disconnect cleanly: the broker keeps our session and queues for us. */
+void
+mqtt_stop(struct mqtt *m)
+{
+	m->stopping = 1;
+	event_del(&m->ev_retry);
+	if (m->state == MQTT_CONNECTED) {
+		mosquitto_disconnect(m->mosq);
+		mosquitto_loop_write(m->mosq, 1);
+	}
+	mqtt_unregister(m);
+	mqtt_set_state(m, MQTT_DISCONNECTED);
+}
+
+void
+mqtt_free(struct mqtt *m)
+{
+	if (m == NULL)
+		return;
+	mqtt_stop(m);
+	mosquitto_destroy(m->mosq);
+	free(m->rl_sources);
+	free(m);
+	mosquitto_lib_cleanup();
+}

@@ -1,0 +1,28 @@
+/* main.c: the daemon's shared state, owned by main. */
+#ifndef VIALWATCHD_H
+#define VIALWATCHD_H
+
+#include <stdint.h>
+
+struct event_base;
+struct conf;
+struct mqtt;
+struct db;
+struct http;
+
+struct vialwatchd {
+	struct event_base	*base;
+	struct conf		*conf;		/* current; replaced on reload */
+	struct mqtt		*mqtt;
+	struct db		*db;
+	struct http		*http;
+	int			 stopping;
+};
+
+/* Wall clock in microseconds since the epoch, monotonic clock in ms. */
+int64_t		 vw_now_us(void);
+int64_t		 vw_mono_ms(void);
+/* Called by db.c when the last buffered row is committed during stop. */
+void		 vw_drained(struct vialwatchd *);
+
+#endif

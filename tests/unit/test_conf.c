@@ -1,0 +1,222 @@
+/* Unit tests for conf.c: durations, windows, and FILE:LINE errors. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "tap.h"
+
+static const struct {
+	const char	*text;
+	int		 ok;
+	int64_t		 ms;
+} durations[] = {
+	{ "200ms", 1, 200 },
+	{ "90s", 1, 90000 },
+	{ "15m", 1, 900000 },
+	{ "2h", 1, 7200000 },
+	{ "7d", 1, 604800000 },
+	{ "0s", 1, 0 },
+	{ "90", 0, 0 },
+	{ "s", 0, 0 },
+	{ "-5s", 0, 0 },
+	{ "5 s", 0, 0 },
+	{ "1.5h", 0, 0 },
+	{ "5w", 0, 0 },
+	{ "99999999999999999999d", 0, 0 },
+};
+
+static const struct {
+	const char	*text;
+	int		 ok;
+	int		 start, end;
+} windows[] = {
+	{ "09:00-18:00", 1, 540, 1080 },
+	{ "00:00-23:59", 1, 0, 1439 },
+	{ "18:00-09:00", 0, 0, 0 },
+	{ "9:00-18:00", 0, 0, 0 },
+	{ "09:00-24:00", 0, 0, 0 },
+	{ "09:60-18:00", 0, 0, 0 },
+	{ "09:00", 0, 0, 0 },
+};
+
+/* A config file body and the first error it must give (NULL: loads). */
+static const struct {
+	const char	*name;
+	const char	*body;
+	const char	*error;		/* after "FILE:" */
+} files[] = {
+	{ "minimal", "[source z]\ntopic = zigbee2mqtt/#\nformat = zigbee2mqtt\n",
+	    NULL },
+	{ "unknown section", "[daemon]\nlog_level = info\n\n[mqqt]\nhost = x\n",
+	    "4: unknown section [mqqt]" },
+	{ "unknown key", "[mqtt]\nhost = x\nprot = 1883\n",
+	    "3: unknown key \"prot\" in [mqtt]" },
+	{ "bad duration", "[mqtt]\n; comment\nkeepalive = 30 seconds\n",
+	    "3: keepalive: bad duration \"30 seconds\"" },
+	{ "duration out of range", "[mqtt]\nkeepalive = 1s\n",
+	    "2: keepalive: duration \"1s\" out of range" },
+	{ "bad number", "[mqtt]\nport = 99999\n",
+	    "2: port: bad number \"99999\" (1 to 65535)" },
+	{ "bad level", "[daemon]\nlog_level = loud\n",
+	    "2: log_level: must be error, warning, info or debug" },
+	{ "missing topic", "[daemon]\n\n[source a]\nformat = json\n",
+	    "3: [source a] has no \"topic\"" },
+	{ "missing format", "[source a]\ntopic = a/#\n",
+	    "1: [source a] has no \"format\"" },
+	{ "unknown format", "[source a]\ntopic = a/#\nformat = xml\n",
+	    "3: format: unknown format" },
+	{ "bad topic", "[source a]\ntopic = a/#/b\nformat = json\n",
+	    "2: topic: not a valid MQTT topic filter" },
+	{ "shared topic", "[source a]\ntopic = $share/g/a/+\nformat = json\n",
+	    NULL },
+	{ "unreadable secret", "[mqtt]\npassword_file = /nonexistent/pw\n",
+	    "2: password_file: cannot read /nonexistent/pw: No such file or "
+	    "directory" },
+	{ "duplicate key", "[mqtt]\nport = 1\nport = 2\n",
+	    "3: port: given twice in [mqtt]" },
+	{ "duplicate source", "[source a]\ntopic = a\nformat = json\n"
+	    "[source a]\ntopic = b\nformat = json\n",
+	    "4: duplicate section [source a]" },
+	{ "unnamed source", "[source]\ntopic = a\n",
+	    "1: [source] needs a name" },
+	{ "pointer on zigbee", "[source a]\ntopic = a\nformat = zigbee2mqtt\n"
+	    "temperature = /t\n", "1: [source a]: temperature and timestamp" },
+	{ "no section", "host = x\n", "1: \"host\" outside of any section" },
+	{ "syntax", "[mqtt]\nhost\n", "2: syntax error" },
+	{ "window", "[reminders]\nsend_window = 18:00-09:00\n",
+	    "2: send_window: HH:MM-HH:MM expected" },
+	{ "relative hook", "[hook a]\ncommand = sms --to 1\n",
+	    "2: command: the program must be an absolute path" },
+	{ "unknown event", "[hook a]\ncommand = /bin/true\nevents = fire\n",
+	    "3: events: unknown event \"fire\"" },
+	{ "earliest error wins", "[mqtt]\nport = 0\n[nope]\n",
+	    "2: port: bad number" },
+};
+
+/* Write body to a temp file and load it. */
+static struct conf *
+load(const char *body, char *path, size_t len, char **cause)
+{
+	FILE	*f;
+	int	 fd;
+
+	snprintf(path, len, "/tmp/test_conf.XXXXXX");
+	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL)
+		return (NULL);
+	fputs(body, f);
+	fclose(f);
+	return (conf_load(path, cause));
+}
+
+static void
+test_files(void)
+{
+	struct conf	*c;
+	char		 path[64], want[512], *cause;
+	size_t		 i;
+
+	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+		cause = NULL;
+		c = load(files[i].body, path, sizeof path, &cause);
+		if (files[i].error == NULL) {
+			ok(c != NULL, "%s: loads", files[i].name);
+			if (c == NULL)
+				printf("#   %s\n", cause);
+		} else {
+			snprintf(want, sizeof want, "%s:%s", path,
+			    files[i].error);
+			ok(c == NULL && cause != NULL &&
+			    strncmp(cause, want, strlen(want)) == 0,
+			    "%s: error", files[i].name);
+			if (cause == NULL || strncmp(cause, want,
+			    strlen(want)) != 0)
+				printf("#   got \"%s\"\n#  want \"%s...\"\n",
+				    cause ? cause : "(none)", want);
+		}
+		conf_free(c);
+		free(cause);
+		unlink(path);
+	}
+}
+
+static void
+test_values(void)
+{
+	struct conf	*c;
+	char		 path[64], *cause = NULL;
+
+	c = load("[mqtt]\nhost = broker.example ; inline comment\nqos = 0\n"
+	    "[database]\nbatch_max_delay = 50ms\n"
+	    "[source t]\ntopic = $share/vw/tele/+/SENSOR\nformat = tasmota\n"
+	    "unit = F\n"
+	    "[http]\nlisten = [::1]:9000\npublic_url = https://x.example/\n"
+	    "[hook sms]\ncommand = /usr/bin/sms --to \"+1 555\"\n"
+	    "events = excursion.open sensor.offline\ntimeout = 3s\n",
+	    path, sizeof path, &cause);
+	if (!ok(c != NULL, "full config loads")) {
+		printf("#   %s\n", cause);
+		return;
+	}
+	is_str(c->mqtt_host, "broker.example", "inline comment stripped");
+	is_int(c->mqtt_qos, 0, "qos");
+	is_int(c->mqtt_port, 1883, "port default");
+	is_int(c->db_batch_max_delay_ms, 50, "batch_max_delay");
+	is_int(c->db_batch_max_rows, 5000, "batch_max_rows default");
+	is_int(c->nsources, 1, "one source");
+	is_str(c->sources[0].filter, "tele/+/SENSOR", "shared filter");
+	is_int(c->sources[0].unit, 'F', "unit");
+	is_int(c->sources[0].format, FORMAT_TASMOTA, "format");
+	is_str(c->http_host, "::1", "ipv6 listen host");
+	is_int(c->http_port, 9000, "listen port");
+	is_str(c->http_public_url, "https://x.example", "public_url trimmed");
+	is_int(c->nhooks, 1, "one hook");
+	is_str(c->hooks[0].argv[2], "+1 555", "quoted argument");
+	is_str(c->hooks[0].events[1], "sensor.offline", "events");
+	is_int(c->hooks[0].timeout_ms, 3000, "hook timeout");
+	is_int(c->alerts_escalate_after_ms, 900000, "escalate_after default");
+	conf_free(c);
+	unlink(path);
+}
+
+int
+main(void)
+{
+	struct conf	*c;
+	char		*cause = NULL;
+	int64_t		 ms;
+	int		 s, e;
+	size_t		 i;
+
+	for (i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+		ms = -1;
+		is_int(conf_parse_duration(durations[i].text, &ms) == 0,
+		    durations[i].ok, "duration \"%s\"", durations[i].text);
+		if (durations[i].ok)
+			is_int(ms, durations[i].ms, "duration \"%s\" value",
+			    durations[i].text);
+	}
+	for (i = 0; i < sizeof windows / sizeof windows[0]; i++) {
+		s = e = -1;
+		is_int(conf_parse_window(windows[i].text, &s, &e) == 0,
+		    windows[i].ok, "window \"%s\"", windows[i].text);
+		if (windows[i].ok)
+			ok(s == windows[i].start && e == windows[i].end,
+			    "window \"%s\" value", windows[i].text);
+	}
+	test_files();
+	test_values();
+
+	c = conf_load("/nonexistent/vialwatch.conf", &cause);
+	ok(c == NULL && cause != NULL && strcmp(cause,
+	    "/nonexistent/vialwatch.conf: cannot open: No such file or "
+	    "directory") == 0, "missing file");
+	free(cause);
+	return (done_testing());
+}
