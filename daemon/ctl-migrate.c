@@ -308,8 +308,9 @@ migrate_run(struct ctl *ctl, const struct migration *m, const char *sql,
 		    "be partly applied", m->name);
 		return (-1);
 	}
-	if ((res = ctl_query(ctl, "insert into vialwatch.schema_migration "
-	    "(version, name, checksum) values ($1, $2, $3)", 3, params)) == NULL)
+	res = ctl_query(ctl, "insert into vialwatch.schema_migration "
+	    "(version, name, checksum) values ($1, $2, $3)", 3, params);
+	if (res == NULL)
 		return (-1);
 	PQclear(res);
 	return (0);

@@ -278,7 +278,8 @@ ctl_status_counts(struct ctl *ctl)
 	    "(select count(*) from vialwatch.reading "
 	    "    where ts > now() - interval '1 hour' "
 	    "    and ts <= now() + interval '5 minutes'), "
-	    "(select count(*) from vialwatch.excursion where ended_at is null), "
+	    "(select count(*) from vialwatch.excursion "
+	    "    where ended_at is null), "
 	    "(select count(*) from vialwatch.excursion where ended_at is null "
 	    "    and alarmed_at is not null and acked_at is null)", 0, NULL);
 	if (res == NULL)

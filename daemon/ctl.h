@@ -14,7 +14,7 @@ struct ctl {
 	const char	*sql_dir;	/* -s, $VIALWATCH_SQLDIR or SQLDIR */
 	struct conf	*conf;
 	PGconn		*conn;
-	const char	*context;	/* put before server notices, or NULL */
+	const char	*context;	/* prefix of notices and errors */
 };
 
 /* A command returns its exit status, or CTL_USAGE for bad arguments. */

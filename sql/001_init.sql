@@ -15,7 +15,8 @@ declare
 begin
 	foreach r in array array['vialwatch_daemon', 'vialwatch_admin',
 	    'vialwatch_readonly'] loop
-		if not exists (select from pg_catalog.pg_roles where rolname = r) then
+		if not exists (select from pg_catalog.pg_roles
+		    where rolname = r) then
 			execute format('create role %I nologin', r);
 		end if;
 	end loop;
@@ -39,7 +40,8 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-	if not exists (select from pg_timezone_names where name = new.timezone) then
+	if not exists (select from pg_timezone_names
+	    where name = new.timezone) then
 		raise exception 'unknown time zone "%"', new.timezone
 		    using errcode = 'invalid_parameter_value',
 		    hint = 'Use an IANA zone name such as America/Chicago.';
@@ -242,7 +244,8 @@ create table vialwatch.excursion (
 	fridge_id	bigint not null references vialwatch.fridge,
 	sensor_id	bigint references vialwatch.sensor,
 	kind		text not null
-			    check (kind in ('high', 'low', 'offline', 'battery')),
+			    check (kind in
+			    ('high', 'low', 'offline', 'battery')),
 	started_at	timestamptz not null,
 	alarmed_at	timestamptz,
 	ended_at	timestamptz,
@@ -293,7 +296,8 @@ create table vialwatch.patient (
 	external_ref	text,
 	first_name	text,
 	last_name	text,
-	email		text check (email is null or position('@' in email) > 1),
+	email		text
+			    check (email is null or position('@' in email) > 1),
 	email_consent	boolean not null default false,
 	unsubscribed_at	timestamptz,
 	created_at	timestamptz not null default now(),
@@ -343,7 +347,8 @@ create table vialwatch.retreatment_rule (
 );
 
 create unique index retreatment_rule_product_area
-	on vialwatch.retreatment_rule (lower(product), lower(coalesce(area, '')));
+	on vialwatch.retreatment_rule
+	(lower(product), lower(coalesce(area, '')));
 
 -- Botulinum toxins wear off in 3-4 months and are spaced at least 90 days:
 -- remind at 90 days, then two weeks later.  Daxxify lasts about twice as
@@ -397,8 +402,10 @@ create table vialwatch.notification (
 	last_error	text,
 	created_at	timestamptz not null default now(),
 	sent_at		timestamptz,
-	excursion_id	bigint references vialwatch.excursion on delete set null,
-	reminder_id	bigint references vialwatch.reminder on delete set null
+	excursion_id	bigint
+			    references vialwatch.excursion on delete set null,
+	reminder_id	bigint
+			    references vialwatch.reminder on delete set null
 );
 
 create index notification_due on vialwatch.notification (next_attempt_at)
@@ -482,8 +489,8 @@ grant execute on all functions in schema vialwatch to vialwatch_admin;
 
 grant select on all tables in schema vialwatch to vialwatch_daemon;
 grant insert, update on vialwatch.reading, vialwatch.sensor,
-	vialwatch.rejected_message, vialwatch.excursion, vialwatch.excursion_lot,
-	vialwatch.notification, vialwatch.reminder
+	vialwatch.rejected_message, vialwatch.excursion,
+	vialwatch.excursion_lot, vialwatch.notification, vialwatch.reminder
 	to vialwatch_daemon;
 grant update (status) on vialwatch.lot to vialwatch_daemon;
 grant update (unsubscribed_at) on vialwatch.patient to vialwatch_daemon;
