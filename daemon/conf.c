@@ -485,10 +485,12 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 		src->filter = src->topic + (topic - value);
 	} else if (k->section == SECTION_SOURCE &&
 	    strcmp(k->name, "format") == 0) {
-		if (conf_format_parse(value, &src->format) == -1)
-			return ("unknown format (zigbee2mqtt, tasmota, shelly, "
-			    "shelly-gen2, esphome, homeassistant, number, ttn, "
-			    "json)");
+		if (conf_format_parse(value, &src->format) == -1) {
+			xasprintf(owned, "unknown format \"%s\" (zigbee2mqtt, "
+			    "tasmota, shelly, shelly-gen2, esphome, "
+			    "homeassistant, number, ttn, json)", value);
+			return (*owned);
+		}
 	} else if (k->section == SECTION_SOURCE) {
 		if (strcmp(value, "C") != 0 && strcmp(value, "F") != 0)
 			return ("must be C or F");

@@ -87,8 +87,10 @@ static const char db_setup_sql[] =
     " humidity float8, battery float8, received_at bigint)"
     " on commit delete rows;"
     "create temporary table if not exists rejected_in ("
-    " received_at bigint, topic text, payload bytea, reason text)"
-    " on commit delete rows";
+    " received_at bigint, topic text, payload bytea, reason text, code text)"
+    " on commit delete rows;"
+    "select vialwatch.reading_partition_create((date_trunc('month', now())"
+    " + m * interval '1 month')::date) from generate_series(0, 3) m";
 
 #define DB_TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
 static const char db_batch_sql[] =
@@ -111,7 +113,8 @@ static const char db_batch_sql[] =
     " from pg_temp.reading_in where kind in ('o', 'n')"
     " order by key, ts desc) a where s.key = a.key;"
     "insert into vialwatch.rejected_message (received_at, topic, payload,"
-    " reason) select " DB_TS("received_at") ", topic, payload, reason"
+    " reason, code) select " DB_TS("received_at") ", topic, payload, reason,"
+    " code"
     " from pg_temp.rejected_in;"
     "insert into vialwatch.reading (sensor_id, ts, temp_c, humidity, battery,"
     " received_at) select s.id, " DB_TS("r.ts") ", r.temp_c, r.humidity,"
@@ -179,8 +182,10 @@ db_lost(struct db *db, const char *why)
 	struct timeval	tv;
 	int64_t		delay;
 
-	event_del(&db->ev_read);
-	event_del(&db->ev_write);
+	if (db->fd != -1) {
+		event_del(&db->ev_read);
+		event_del(&db->ev_write);
+	}
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db->conn = NULL;
@@ -221,8 +226,10 @@ static void
 db_watch(struct db *db, int want_write)
 {
 	if (PQsocket(db->conn) != db->fd) {
-		event_del(&db->ev_read);
-		event_del(&db->ev_write);
+		if (db->fd != -1) {
+			event_del(&db->ev_read);
+			event_del(&db->ev_write);
+		}
 		db->fd = PQsocket(db->conn);
 		event_assign(&db->ev_read, db->vw->base, db->fd,
 		    EV_READ | EV_PERSIST, db_on_io, db);
@@ -599,7 +606,7 @@ db_push_reading(struct db *db, const char *source, const struct reading *r,
 /* Queue a refused message: its bytes are kept as they came. */
 void
 db_push_rejected(struct db *db, const char *topic, const void *payload,
-    size_t len, const char *reason, int64_t received_us)
+    size_t len, const char *reason, const char *code, int64_t received_us)
 {
 	static const char	 hex[] = "0123456789abcdef";
 	struct evbuffer		*b = db->pend.rejected;
@@ -617,6 +624,8 @@ db_push_rejected(struct db *db, const char *topic, const void *payload,
 	}
 	evbuffer_add(b, "\t", 1);
 	db_copy_text(b, reason, strlen(reason));
+	evbuffer_add(b, "\t", 1);
+	db_copy_text(b, code, strlen(code));
 	evbuffer_add(b, "\n", 1);
 	db->pend.nrejected++;
 	db_pressure(db);
@@ -679,8 +688,10 @@ db_free(struct db *db)
 {
 	if (db == NULL)
 		return;
-	event_del(&db->ev_read);
-	event_del(&db->ev_write);
+	if (db->fd != -1) {
+		event_del(&db->ev_read);
+		event_del(&db->ev_write);
+	}
 	event_del(&db->ev_flush);
 	event_del(&db->ev_retry);
 	if (db->conn != NULL)

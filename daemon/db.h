@@ -31,7 +31,7 @@ void		 db_push_reading(struct db *, const char *,
 		     const struct reading *, int64_t);
 /* Queue a refused message with its reason. */
 void		 db_push_rejected(struct db *, const char *, const void *,
-		     size_t, const char *, int64_t);
+		     size_t, const char *, const char *, int64_t);
 /* Flush now, and call vw_drained() once nothing is left. */
 void		 db_drain(struct db *);
 

@@ -113,7 +113,8 @@ mqtt_reject(struct mqtt *m, struct ratelimit *rl, const char *topic,
     const char *detail, int64_t now_us)
 {
 	metrics.rejected[reason]++;
-	db_push_rejected(m->vw->db, topic, payload, len, detail, now_us);
+	db_push_rejected(m->vw->db, topic, payload, len, detail,
+	    payload_reason_label(reason), now_us);
 	if (log_ratelimit(rl, 5, vw_mono_ms()))
 		log_warnx("mqtt: rejected message on \"%.200s\": %s", topic,
 		    detail);
@@ -406,12 +407,55 @@ mqtt_has_topic(const struct conf *c, const char *topic)
 	return (0);
 }
 
+static int
+mqtt_str_differ(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a != b);
+	return (strcmp(a, b) != 0);
+}
+
+/* True when a reload changed how we connect or what we subscribe. */
+static int
+mqtt_conf_changed(const struct conf *a, const struct conf *b)
+{
+	int	i;
+
+	if (mqtt_str_differ(a->mqtt_host, b->mqtt_host) ||
+	    a->mqtt_port != b->mqtt_port ||
+	    mqtt_str_differ(a->mqtt_client_id, b->mqtt_client_id) ||
+	    mqtt_str_differ(a->mqtt_username, b->mqtt_username) ||
+	    mqtt_str_differ(a->mqtt_password, b->mqtt_password) ||
+	    mqtt_str_differ(a->mqtt_tls_ca_file, b->mqtt_tls_ca_file) ||
+	    mqtt_str_differ(a->mqtt_tls_cert_file, b->mqtt_tls_cert_file) ||
+	    mqtt_str_differ(a->mqtt_tls_key_file, b->mqtt_tls_key_file) ||
+	    a->mqtt_qos != b->mqtt_qos ||
+	    a->mqtt_keepalive_ms != b->mqtt_keepalive_ms ||
+	    a->mqtt_session_expiry_ms != b->mqtt_session_expiry_ms ||
+	    a->nsources != b->nsources)
+		return (1);
+	for (i = 0; i < a->nsources; i++) {
+		if (strcmp(a->sources[i].topic, b->sources[i].topic) != 0)
+			return (1);
+	}
+	return (0);
+}
+
 /* A reload: unsubscribe the filters that went, then reconnect. */
 void
 mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 {
 	const struct conf	*c = m->vw->conf;
 	int			 i;
+
+	if (!mqtt_conf_changed(old, c)) {
+		/* Same connection: only the decoders' settings may differ. */
+		free(m->rl_sources);
+		m->nrl_sources = c->nsources;
+		m->rl_sources = xcalloc(c->nsources + 1,
+		    sizeof *m->rl_sources);
+		return;
+	}
 
 	for (i = 0; m->state == MQTT_CONNECTED && i < old->nsources; i++) {
 		if (!mqtt_has_topic(c, old->sources[i].topic))

@@ -231,7 +231,7 @@ create table vialwatch.rejected_message (
 	topic		text not null,
 	payload		bytea,
 	reason		text not null,
-	detail		text
+	code		text		-- short label, as in /metrics: out_of_range, not_json, ...
 );
 
 create index rejected_message_received_at

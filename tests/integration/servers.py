@@ -115,7 +115,7 @@ class Process:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def _spawn(self, argv, env=None, cwd=None, user=None):
+    def spawn(self, argv, env=None, cwd=None, user=None):
         argv = [str(a) for a in argv]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
@@ -163,7 +163,7 @@ class Process:
         if self.running:
             self.proc.send_signal(sig)
 
-    def _terminate(self, sig=None, timeout=15):
+    def terminate(self, sig=None, timeout=15):
         """Stops the process (then its group) and returns its exit status."""
         if self.proc is None:
             return None
@@ -191,7 +191,7 @@ class Process:
 def _stop_all():
     for p in list(_live):
         try:
-            p._terminate(timeout=5)
+            p.terminate(timeout=5)
         except Exception:
             pass
 
@@ -347,8 +347,11 @@ class Postgres(Process):
         if not self.initialized:
             self.initdb()
         user = self.user
-        self._spawn(
-            [self.bindir / "postgres", "-D", self.datadir],
+        self.spawn(
+            # Port and sockets on the command line win over a data
+            # directory initialised by an earlier run.
+            [self.bindir / "postgres", "-D", self.datadir, "-p", self.port,
+             "-k", self.sockdir, "-c", "listen_addresses=127.0.0.1"],
             env=self._env(),
             cwd=str(self.datadir),
             user=user,
@@ -377,7 +380,7 @@ class Postgres(Process):
 
     def stop(self, timeout=30):
         """Fast shutdown; the data stays for a later start() on the same port."""
-        return self._terminate(timeout=timeout)
+        return self.terminate(timeout=timeout)
 
     def restart(self):
         self.stop()
@@ -468,7 +471,7 @@ class Mosquitto(Process):
         if self.running:
             return self
         self.write_config()
-        self._spawn([self.binary, "-c", self.conf_path], cwd=str(self.basedir))
+        self.spawn([self.binary, "-c", self.conf_path], cwd=str(self.basedir))
         wait_for(self._ready, timeout, f"Mosquitto on port {self.port}")
         return self
 
@@ -478,7 +481,9 @@ class Mosquitto(Process):
 
     def stop(self, timeout=15):
         """Stops the broker; with persistence its sessions survive a start()."""
-        status = self._terminate(timeout=timeout)
+        if self.proc is None:
+            return None
+        status = self.terminate(timeout=timeout)
         wait_for(lambda: not tcp_open(self.port), timeout, f"port {self.port} closed")
         return status
 
@@ -548,7 +553,7 @@ class SmtpCatcher(Process):
         if self.auth:
             argv += ["--auth", f"{self.auth[0]}:{self.auth[1]}"]
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
-        self._spawn(argv, env=env, cwd=str(self.basedir))
+        self.spawn(argv, env=env, cwd=str(self.basedir))
         wait_for(self._ready, timeout, f"SMTP catcher on port {self.port}")
         return self
 
@@ -557,7 +562,7 @@ class SmtpCatcher(Process):
         return tcp_open(self.port)
 
     def stop(self, timeout=15):
-        return self._terminate(timeout=timeout)
+        return self.terminate(timeout=timeout)
 
     def refuse(self, reply="550 5.7.1 Mailbox unavailable"):
         """Answers RCPT and DATA with reply (e.g. "451 4.3.0 Try later")."""
@@ -697,7 +702,7 @@ class Daemon(Process):
         self.write_config()
         self.returncode = None
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._spawn(
+        self.spawn(
             [self.binary, "-c", self.conf_path, *self.args],
             env=self.env(),
             cwd=str(self.basedir),
@@ -815,7 +820,7 @@ class Daemon(Process):
 
     def kill(self):
         """SIGKILL, as a crash would; returns the exit status."""
-        return self._terminate(sig=signal.SIGKILL, timeout=10)
+        return self.terminate(sig=signal.SIGKILL, timeout=10)
 
 
 def run_ctl(args, config_path, env=None, binary=None, timeout=60):

@@ -147,6 +147,7 @@ def test_bad_duration(tmp_path, section, key, value):
         ("[daemon]", "log_level", "loud"),
         ("[smtp]", "tls", "sometimes"),
         ("[source z2m]", "unit", "K"),
+        ("[source z2m]", "format", "zigbee3000"),
         ("[reminders]", "send_window", "9am-6pm"),
     ],
 )
@@ -168,16 +169,6 @@ def test_bad_value(tmp_path, section, key, value):
     line = single_error(check(path))
     assert line.startswith(f"{path}:{n}: {key}: "), line
     assert len(line) > len(f"{path}:{n}: {key}: "), "no reason given"
-
-
-def test_bad_format_names_the_value(tmp_path):
-    lines = minimal_config(tmp_path)
-    i = lines.index("format = zigbee2mqtt")
-    lines[i] = "format = zigbee3000"
-    path = write(tmp_path, lines)
-    line = single_error(check(path))
-    assert line.startswith(f"{path}:{i + 1}: format: "), line
-    assert "zigbee3000" in line
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import VIALWATCHD
-from servers import free_port, metric_total, publish, render_config, wait_for
+from servers import metric_total, publish, render_config, wait_for
 
 
 def have_systemd():
@@ -199,6 +199,20 @@ def test_http_port_in_use(daemon):
         assert re.search(rf"\b{port}\b", d.log_since_start())
 
 
+def test_quiet_log_in_normal_operation(daemon, mqtt_broker):
+    """Start, one reading, stop: nothing an operator would take for trouble."""
+    d = daemon(daemon={"log_level": "info"})
+    publish(mqtt_broker.port, [("zigbee2mqtt/kitchen-fridge",
+                                {"temperature": 4.4})])
+    wait_for(lambda: metric_total(d.metrics(),
+                                  "vialwatch_mqtt_messages_received_total") >= 1,
+             10, "the message counted")
+    assert d.stop() == 0
+    trouble = [line for line in d.log_since_start().splitlines()
+               if re.match(r"(\[(warn|err)\]|warning:|error:|fatal)", line)]
+    assert trouble == []
+
+
 # --- Signals and reload -------------------------------------------------
 
 
@@ -288,7 +302,7 @@ def test_notify_reload(daemon, notify):
     # CLOCK_MONOTONIC, as time.monotonic() reads it on Linux.
     assert before * 1e6 - 1e6 <= usec <= after * 1e6 + 1e6
     notify.wait("READY", "1")
-    assert d.healthz()[0] == 200
+    d.wait_healthy()
 
 
 @needs_systemd

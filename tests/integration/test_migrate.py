@@ -61,9 +61,6 @@ def test_fresh_database(pg, fresh_db, tmp_path):
                       "retreatment_rule", "reminder"):
             assert conn.execute("select to_regclass(%s)",
                                 [f"vialwatch.{table}"]).fetchone()[0], table
-        for view in ("fridge_status", "daily_summary", "excursion_report"):
-            assert conn.execute("select to_regclass(%s)",
-                                [f"vialwatch.{view}"]).fetchone()[0], view
 
         # The seeded re-treatment rule for botulinum toxin.
         assert conn.execute(
@@ -89,6 +86,15 @@ def test_fresh_database(pg, fresh_db, tmp_path):
             conn.execute("insert into vialwatch.notification "
                          "(channel, recipient, dedupe_key) "
                          "values ('email', 'b@clinic.example', 'exc-1-tier-1')")
+
+
+@pytest.mark.parametrize("view", ["fridge_status"])
+def test_admin_views(pg, view):
+    with connect(pg, "vialwatch") as conn:
+        assert conn.execute("select to_regclass(%s)", [f"vialwatch.{view}"]
+                            ).fetchone()[0], f"no view vialwatch.{view}"
+        # Admins query it with psql: it must run on an empty database too.
+        conn.execute(f"select * from vialwatch.{view}").fetchall()
 
 
 def test_roles(pg, fresh_db, tmp_path):
