@@ -219,14 +219,11 @@ Things to try in psql:
   select s.key, r.ts, r.temp_c from vialwatch.reading r
     join vialwatch.sensor s on s.id = r.sensor_id order by r.ts desc limit 10;
   select key, source, first_seen from vialwatch.sensor where fridge_id is null;
-  select * from vialwatch.daily_summary;
-  select * from vialwatch.rejected_message;
-  select * from vialwatch.reminder;
-  select id, recipient, subject, status from vialwatch.notification;
+  select received_at, topic, code, reason from vialwatch.rejected_message;
 
-Make the Botox fridge too warm (critical above 12 °C alarms at once):
+Send a reading the daemon refuses, and find it in rejected_message:
   mosquitto_pub -p {broker.port} -q 1 -t zigbee2mqtt/chicago-botox-fridge \\
-    -m '{{"temperature": 13.2}}'
+    -m '{{"temperature": 327.67}}'
 
 Ctrl-C stops everything.
 """, flush=True)
