@@ -271,10 +271,14 @@ main(int argc, char **argv)
 	memset(&vw, 0, sizeof vw);
 	if ((vw.conf = conf_load(conf_path, &cause)) == NULL) {
 		fprintf(stderr, "%s\n", cause);
+		free(cause);
+		free(conf_path);
 		return (1);
 	}
 	if (test_only) {
 		fprintf(stderr, "%s: configuration ok\n", conf_path);
+		conf_free(vw.conf);
+		free(conf_path);
 		return (0);
 	}
 	log_set_level(debug_flag ? LOG_LEVEL_DEBUG : vw.conf->log_level);
