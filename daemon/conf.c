@@ -561,6 +561,10 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 		conf_free_argv(hk->argv);
 		hk->argv = list;
 	} else if (strcmp(k->name, "events") == 0) {
+		conf_free_argv(hk->events);
+		hk->events = NULL;
+		if (*value == '\0')
+			return (NULL);	/* unset: every event */
 		list = conf_split_argv(value, &cause);
 		for (i = 0; list != NULL && list[i] != NULL; i++) {
 			for (j = 0; conf_events[j] != NULL; j++) {
@@ -578,7 +582,6 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 			conf_free_argv(list);
 			return (cause);
 		}
-		conf_free_argv(hk->events);
 		hk->events = list;
 	}
 	return (NULL);
@@ -738,10 +741,11 @@ conf_check_headers(struct conf_parse *p)
 			    (1ULL << conf_key_find(SECTION_SOURCE, "format"))))
 				conf_error(p, h->line,
 				    "[source %s] has no \"format\"", h->name);
-			else if ((src->temperature != NULL ||
-			    src->timestamp != NULL) &&
+			else if ((src->temperature != NULL &&
 			    src->format != FORMAT_JSON &&
-			    src->format != FORMAT_TTN)
+			    src->format != FORMAT_TTN) ||
+			    (src->timestamp != NULL &&
+			    src->format != FORMAT_JSON))
 				conf_error(p, h->line, "[source %s]: "
 				    "temperature and timestamp are for format "
 				    "json (and temperature for ttn)", h->name);

@@ -42,6 +42,7 @@ struct db_queue {
 	struct evbuffer	*readings;	/* COPY text for reading_in */
 	struct evbuffer	*rejected;	/* COPY text for rejected_in */
 	size_t		 nreadings;
+	size_t		 ntemps;	/* of nreadings, temperatures */
 	size_t		 nrejected;
 };
 
@@ -159,8 +160,9 @@ db_requeue(struct db *db, struct db_queue *q)
 	evbuffer_prepend_buffer(db->pend.readings, q->readings);
 	evbuffer_prepend_buffer(db->pend.rejected, q->rejected);
 	db->pend.nreadings += q->nreadings;
+	db->pend.ntemps += q->ntemps;
 	db->pend.nrejected += q->nrejected;
-	q->nreadings = q->nrejected = 0;
+	q->nreadings = q->ntemps = q->nrejected = 0;
 }
 
 /* Apply backpressure to MQTT from the size of the queue. */
@@ -364,10 +366,10 @@ db_batch_done(struct db *db)
 	}
 	metrics_batch(rows, secs);
 	metrics.readings_stored += db->batch_stored;
-	metrics.readings_duplicate += db->fly.nreadings - db->batch_stored;
+	metrics.readings_duplicate += db->fly.ntemps - db->batch_stored;
 	evbuffer_drain(db->fly.readings, evbuffer_get_length(db->fly.readings));
 	evbuffer_drain(db->fly.rejected, evbuffer_get_length(db->fly.rejected));
-	db->fly.nreadings = db->fly.nrejected = 0;
+	db->fly.nreadings = db->fly.ntemps = db->fly.nrejected = 0;
 	log_debug("database: batch of %zu rows committed in %.3f s", rows,
 	    secs);
 	db_pressure(db);
@@ -599,6 +601,8 @@ db_push_reading(struct db *db, const char *source, const struct reading *r,
 	db_copy_double(b, r->battery);
 	evbuffer_add_printf(b, "\t%lld\n", (long long)received_us);
 	db->pend.nreadings++;
+	if (r->kind == READING_TEMP)
+		db->pend.ntemps++;
 	db_pressure(db);
 	db_maybe_flush(db);
 }

@@ -81,7 +81,10 @@ log_level_parse(const char *s)
 	return (-1);
 }
 
-/* Write one line at level, with an optional sensor key and errno text. */
+/*
+ * Write one line at level, with errno text if given. A sensor key goes into
+ * the journald field SENSOR_KEY; the message text names it already.
+ */
 static void
 log_vemit(int level, const char *key, const char *err, const char *fmt,
     va_list ap)
@@ -93,8 +96,8 @@ log_vemit(int level, const char *key, const char *err, const char *fmt,
 	vsnprintf(msg, sizeof msg, fmt, ap);
 #ifdef HAVE_SYSTEMD
 	if (log_journal) {
-		sd_journal_send("MESSAGE=%s%s%s%s%s", key ? key : "",
-		    key ? ": " : "", msg, err ? ": " : "", err ? err : "",
+		sd_journal_send("MESSAGE=%s%s%s", msg, err ? ": " : "",
+		    err ? err : "",
 		    "PRIORITY=%d", log_priorities[level],
 		    "SYSLOG_IDENTIFIER=%s", log_name,
 		    key ? "SENSOR_KEY=%s" : NULL, key, NULL);
@@ -103,9 +106,8 @@ log_vemit(int level, const char *key, const char *err, const char *fmt,
 #else
 	(void)log_priorities;
 #endif
-	fprintf(stderr, "%s: %s%s%s%s%s\n", log_level_names[level],
-	    key ? key : "", key ? ": " : "", msg, err ? ": " : "",
-	    err ? err : "");
+	fprintf(stderr, "%s: %s%s%s\n", log_level_names[level], msg,
+	    err ? ": " : "", err ? err : "");
 	fflush(stderr);
 }
 

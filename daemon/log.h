@@ -20,7 +20,7 @@ void	log_warn(const char *, ...) PRINTFLIKE(1, 2);
 void	log_warnx(const char *, ...) PRINTFLIKE(1, 2);
 void	log_info(const char *, ...) PRINTFLIKE(1, 2);
 void	log_debug(const char *, ...) PRINTFLIKE(1, 2);
-/* Per-sensor lines: the key goes into the text and a journald field. */
+/* Per-sensor lines: the text names the key; journald gets SENSOR_KEY too. */
 void	slog_warnx(const char *, const char *, ...) PRINTFLIKE(2, 3);
 void	slog_info(const char *, const char *, ...) PRINTFLIKE(2, 3);
 void	slog_debug(const char *, const char *, ...) PRINTFLIKE(2, 3);

@@ -116,8 +116,8 @@ mqtt_reject(struct mqtt *m, struct ratelimit *rl, const char *topic,
 	db_push_rejected(m->vw->db, topic, payload, len, detail,
 	    payload_reason_label(reason), now_us);
 	if (log_ratelimit(rl, 5, vw_mono_ms()))
-		log_warnx("mqtt: rejected message on \"%.200s\": %s", topic,
-		    detail);
+		slog_warnx(topic, "mqtt: rejected message on \"%.200s\": %s",
+		    topic, detail);
 }
 
 /* A message from the broker: decode it and queue what it carries. */
