@@ -8,6 +8,8 @@
 #include "config.h"
 #endif
 
+#include <sys/queue.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +40,16 @@ enum db_op {
 	OP_BATCH,
 };
 
-struct db_queue {
-	struct evbuffer	*readings;	/* COPY text for reading_in */
-	struct evbuffer	*rejected;	/* COPY text for rejected_in */
-	size_t		 nreadings;
-	size_t		 ntemps;	/* of nreadings, temperatures */
-	size_t		 nrejected;
+/* Rows for one batch: at most batch_max_rows of them. */
+struct db_chunk {
+	struct evbuffer		*readings;	/* COPY text for reading_in */
+	struct evbuffer		*rejected;	/* COPY text for rejected_in */
+	size_t			 nreadings;
+	size_t			 ntemps;	/* of nreadings, temperatures */
+	size_t			 nrejected;
+	TAILQ_ENTRY(db_chunk)	 entry;
 };
+TAILQ_HEAD(db_chunks, db_chunk);
 
 struct db {
 	struct vialwatchd	*vw;
@@ -61,8 +66,9 @@ struct db {
 	int			 flush_armed;
 	int			 draining;
 
-	struct db_queue		 pend;		/* waiting */
-	struct db_queue		 fly;		/* in the batch in flight */
+	struct db_chunks	 pend;		/* waiting, oldest first */
+	size_t			 npend;		/* rows in pend */
+	struct db_chunk		*fly;		/* the batch in flight */
 	unsigned char		*copy_data;	/* fly, contiguous */
 	size_t			 copy_len;
 	size_t			 copy_off;
@@ -149,20 +155,52 @@ db_connected(struct db *db)
 size_t
 db_pending(struct db *db)
 {
-	return (db->pend.nreadings + db->pend.nrejected + db->fly.nreadings +
-	    db->fly.nrejected);
+	return (db->npend + (db->fly != NULL ?
+	    db->fly->nreadings + db->fly->nrejected : 0));
 }
 
-/* Move everything of q to the front of the waiting queue. */
-static void
-db_requeue(struct db *db, struct db_queue *q)
+static struct db_chunk *
+db_chunk_new(void)
 {
-	evbuffer_prepend_buffer(db->pend.readings, q->readings);
-	evbuffer_prepend_buffer(db->pend.rejected, q->rejected);
-	db->pend.nreadings += q->nreadings;
-	db->pend.ntemps += q->ntemps;
-	db->pend.nrejected += q->nrejected;
-	q->nreadings = q->ntemps = q->nrejected = 0;
+	struct db_chunk	*ch;
+
+	ch = xcalloc(1, sizeof *ch);
+	ch->readings = evbuffer_new();
+	ch->rejected = evbuffer_new();
+	return (ch);
+}
+
+static void
+db_chunk_free(struct db_chunk *ch)
+{
+	evbuffer_free(ch->readings);
+	evbuffer_free(ch->rejected);
+	free(ch);
+}
+
+/* The chunk new rows go to: a fresh one when the last is full. */
+static struct db_chunk *
+db_chunk_tail(struct db *db)
+{
+	struct db_chunk	*ch = TAILQ_LAST(&db->pend, db_chunks);
+
+	if (ch == NULL || ch->nreadings + ch->nrejected >=
+	    (size_t)db->vw->conf->db_batch_max_rows) {
+		ch = db_chunk_new();
+		TAILQ_INSERT_TAIL(&db->pend, ch, entry);
+	}
+	return (ch);
+}
+
+/* Put the batch in flight back at the front of the queue. */
+static void
+db_requeue(struct db *db)
+{
+	if (db->fly == NULL)
+		return;
+	TAILQ_INSERT_HEAD(&db->pend, db->fly, entry);
+	db->npend += db->fly->nreadings + db->fly->nrejected;
+	db->fly = NULL;
 }
 
 /* Apply backpressure to MQTT from the size of the queue. */
@@ -193,7 +231,7 @@ db_lost(struct db *db, const char *why)
 	db->conn = NULL;
 	db->fd = -1;
 	db->op = OP_NONE;
-	db_requeue(db, &db->fly);
+	db_requeue(db);
 	free(db->copy_data);
 	db->copy_data = NULL;
 	db->state = DB_DISCONNECTED;
@@ -339,7 +377,7 @@ db_copy_start(struct db *db)
 	struct evbuffer	*b;
 	size_t		 len;
 
-	b = db->copy_index++ == 0 ? db->fly.readings : db->fly.rejected;
+	b = db->copy_index++ == 0 ? db->fly->readings : db->fly->rejected;
 	len = evbuffer_get_length(b);
 	free(db->copy_data);
 	db->copy_data = xmalloc(len + 1);
@@ -354,22 +392,21 @@ static void
 db_batch_done(struct db *db)
 {
 	double	secs = (vw_mono_ms() - db->batch_started_ms) / 1000.0;
-	size_t	rows = db->fly.nreadings + db->fly.nrejected;
+	size_t	rows = db->fly->nreadings + db->fly->nrejected;
 
 	db->state = DB_IDLE;
 	db->op = OP_NONE;
 	if (db->batch_failed) {
 		metrics.batch_errors++;
-		db_requeue(db, &db->fly);
+		db_requeue(db);
 		db->flush_due = 1;
 		return;
 	}
 	metrics_batch(rows, secs);
 	metrics.readings_stored += db->batch_stored;
-	metrics.readings_duplicate += db->fly.ntemps - db->batch_stored;
-	evbuffer_drain(db->fly.readings, evbuffer_get_length(db->fly.readings));
-	evbuffer_drain(db->fly.rejected, evbuffer_get_length(db->fly.rejected));
-	db->fly.nreadings = db->fly.ntemps = db->fly.nrejected = 0;
+	metrics.readings_duplicate += db->fly->ntemps - db->batch_stored;
+	db_chunk_free(db->fly);
+	db->fly = NULL;
 	log_debug("database: batch of %zu rows committed in %.3f s", rows,
 	    secs);
 	db_pressure(db);
@@ -472,15 +509,13 @@ db_on_io(evutil_socket_t fd, short events, void *arg)
 	db_io(arg);
 }
 
-/* Send the waiting rows as one batch. */
+/* Send the oldest chunk of waiting rows as one batch. */
 static void
 db_flush(struct db *db)
 {
-	struct db_queue	tmp;
-
-	tmp = db->fly;
-	db->fly = db->pend;
-	db->pend = tmp;
+	db->fly = TAILQ_FIRST(&db->pend);
+	TAILQ_REMOVE(&db->pend, db->fly, entry);
+	db->npend -= db->fly->nreadings + db->fly->nrejected;
 	db->flush_due = 0;
 	db->batch_failed = 0;
 	db->batch_stored = 0;
@@ -501,7 +536,7 @@ db_maybe_flush(struct db *db)
 {
 	const struct conf	*c = db->vw->conf;
 	struct timeval		 tv;
-	size_t			 n = db->pend.nreadings + db->pend.nrejected;
+	size_t			 n = db->npend;
 
 	if (n == 0) {
 		if (db->draining && db->state == DB_IDLE)
@@ -587,7 +622,8 @@ db_push_reading(struct db *db, const char *source, const struct reading *r,
     int64_t received_us)
 {
 	static const char	 kinds[] = { 'r', 'b', 'o', 'n' };
-	struct evbuffer		*b = db->pend.readings;
+	struct db_chunk		*ch = db_chunk_tail(db);
+	struct evbuffer		*b = ch->readings;
 
 	db_copy_text(b, r->key, strlen(r->key));
 	evbuffer_add(b, "\t", 1);
@@ -600,9 +636,10 @@ db_push_reading(struct db *db, const char *source, const struct reading *r,
 	evbuffer_add(b, "\t", 1);
 	db_copy_double(b, r->battery);
 	evbuffer_add_printf(b, "\t%lld\n", (long long)received_us);
-	db->pend.nreadings++;
+	ch->nreadings++;
+	db->npend++;
 	if (r->kind == READING_TEMP)
-		db->pend.ntemps++;
+		ch->ntemps++;
 	db_pressure(db);
 	db_maybe_flush(db);
 }
@@ -613,7 +650,8 @@ db_push_rejected(struct db *db, const char *topic, const void *payload,
     size_t len, const char *reason, const char *code, int64_t received_us)
 {
 	static const char	 hex[] = "0123456789abcdef";
-	struct evbuffer		*b = db->pend.rejected;
+	struct db_chunk		*ch = db_chunk_tail(db);
+	struct evbuffer		*b = ch->rejected;
 	const unsigned char	*p = payload;
 	char			 buf[2];
 	size_t			 i;
@@ -631,7 +669,8 @@ db_push_rejected(struct db *db, const char *topic, const void *payload,
 	evbuffer_add(b, "\t", 1);
 	db_copy_text(b, code, strlen(code));
 	evbuffer_add(b, "\n", 1);
-	db->pend.nrejected++;
+	ch->nrejected++;
+	db->npend++;
 	db_pressure(db);
 	db_maybe_flush(db);
 }
@@ -644,10 +683,7 @@ db_new(struct vialwatchd *vw)
 	db = xcalloc(1, sizeof *db);
 	db->vw = vw;
 	db->fd = -1;
-	db->pend.readings = evbuffer_new();
-	db->pend.rejected = evbuffer_new();
-	db->fly.readings = evbuffer_new();
-	db->fly.rejected = evbuffer_new();
+	TAILQ_INIT(&db->pend);
 	evtimer_assign(&db->ev_flush, vw->base, db_on_flush, db);
 	evtimer_assign(&db->ev_retry, vw->base, db_on_retry, db);
 	return (db);
@@ -690,6 +726,8 @@ db_drain(struct db *db)
 void
 db_free(struct db *db)
 {
+	struct db_chunk	*ch;
+
 	if (db == NULL)
 		return;
 	if (db->fd != -1) {
@@ -700,10 +738,11 @@ db_free(struct db *db)
 	event_del(&db->ev_retry);
 	if (db->conn != NULL)
 		PQfinish(db->conn);
-	evbuffer_free(db->pend.readings);
-	evbuffer_free(db->pend.rejected);
-	evbuffer_free(db->fly.readings);
-	evbuffer_free(db->fly.rejected);
+	db_requeue(db);
+	while ((ch = TAILQ_FIRST(&db->pend)) != NULL) {
+		TAILQ_REMOVE(&db->pend, ch, entry);
+		db_chunk_free(ch);
+	}
 	free(db->copy_data);
 	free(db);
 }

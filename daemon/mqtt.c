@@ -189,7 +189,7 @@ mqtt_on_disconnect(struct mosquitto *mosq, void *arg, int rc,
 
 	if (!m->stopping)
 		log_warnx("mqtt: disconnected: %s", rc == 0 ? "by request" :
-		    mosquitto_reason_string(rc));
+		    mosquitto_strerror(rc));
 }
 
 /* Map libmosquitto's log to ours (debug only: it is chatty). */
@@ -242,8 +242,12 @@ mqtt_check(struct mqtt *m, int rc, const char *what)
 
 	if (rc == MOSQ_ERR_SUCCESS)
 		return (0);
-	snprintf(buf, sizeof buf, "%s: %s", what, rc == MOSQ_ERR_ERRNO ?
-	    strerror(errno) : mosquitto_strerror(rc));
+	if (rc == MOSQ_ERR_ERRNO && errno == 0)
+		snprintf(buf, sizeof buf, "%s: connection closed by the broker",
+		    what);
+	else
+		snprintf(buf, sizeof buf, "%s: %s", what, rc == MOSQ_ERR_ERRNO ?
+		    strerror(errno) : mosquitto_strerror(rc));
 	mqtt_lost(m, buf);
 	return (-1);
 }

@@ -12,7 +12,8 @@
 
 static int tap_n, tap_failed;
 
-static void tap_result(int, const char *, va_list);
+static void tap_result(int, const char *, va_list)
+    __attribute__((format(printf, 2, 0)));
 
 static void
 tap_result(int pass, const char *fmt, va_list ap)
