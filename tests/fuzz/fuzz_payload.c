@@ -24,18 +24,7 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static const struct {
-	const char	*filter, *temperature, *timestamp;
-} presets[8] = {
-	{ NULL, NULL, NULL },
-	{ "zigbee2mqtt/+", "/temperature", "/ts" },
-	{ "site1/zigbee2mqtt/+", "/data/0/temp", "/data/0/time" },
-	{ "zigbee2mqtt/#", "temp_c", NULL },
-	{ NULL, "", NULL },
-	{ NULL, "/sensors/0/t", NULL },
-	{ "#", "/temperature", "" },
-	{ "zigbee2mqtt/fridge1", "/a", "/a" },
-};
+#include "presets.h"
 
 static const char *topics[FORMAT_COUNT] = {
 	[FORMAT_ZIGBEE2MQTT] = "zigbee2mqtt/fridge1",

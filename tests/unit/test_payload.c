@@ -677,19 +677,7 @@ static const struct {
 	{ "[]", 0, REASON_BAD_TIMESTAMP },
 };
 
-/* The fuzzer's source presets (as in tests/fuzz/fuzz_payload.c). */
-static const struct {
-	const char	*filter, *temperature, *timestamp;
-} presets[8] = {
-	{ NULL, NULL, NULL },
-	{ "zigbee2mqtt/+", "/temperature", "/ts" },
-	{ "site1/zigbee2mqtt/+", "/data/0/temp", "/data/0/time" },
-	{ "zigbee2mqtt/#", "temp_c", NULL },
-	{ NULL, "", NULL },
-	{ NULL, "/sensors/0/t", NULL },
-	{ "#", "/temperature", "" },
-	{ "zigbee2mqtt/fridge1", "/a", "/a" },
-};
+#include "../fuzz/presets.h"
 
 /* Whether two strings, either maybe NULL, are the same. */
 static int
