@@ -239,12 +239,15 @@ conf_reader(char *buf, int size, void *arg)
 		conf_error(p, p->lineno, "line longer than %d characters",
 		    size - 2);
 		while (fgets(buf, size, p->f) != NULL &&
-		    buf[strlen(buf) - 1] != '\n')
+		    (len = strlen(buf)) > 0 && buf[len - 1] != '\n')
 			;
 		buf[0] = '\0';
 		return (buf);
 	}
-	s = buf + strspn(buf, " \t\r\n");
+	s = buf;
+	if (p->lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3;		/* a UTF-8 BOM, as inih skips it */
+	s += strspn(s, " \t\r\n");
 	if (*s != '[' || (end = strchr(s, ']')) == NULL)
 		return (buf);
 
@@ -726,8 +729,8 @@ conf_check_headers(struct conf_parse *p)
 		}
 		for (j = 0; j < i; j++) {
 			o = &p->headers[j];
-			if (o->kind == h->kind && (h->name == NULL ||
-			    strcmp(o->name, h->name) == 0))
+			if (o->kind == h->kind && (o->name == NULL ||
+			    h->name == NULL || strcmp(o->name, h->name) == 0))
 				conf_error(p, h->line, "duplicate section [%s]",
 				    h->raw);
 		}
@@ -755,6 +758,30 @@ conf_check_headers(struct conf_parse *p)
 			conf_error(p, h->line, "[hook %s] has no \"command\"",
 			    h->name);
 	}
+}
+
+/* Checks across keys of [mqtt]; reported at the line of the section. */
+static void
+conf_check_mqtt(struct conf_parse *p)
+{
+	struct conf	*c = p->conf;
+	int		 i, line = 0;
+
+	for (i = 0; i < p->nheaders; i++) {
+		if (p->headers[i].kind == SECTION_MQTT)
+			line = p->headers[i].line;
+	}
+	if (line == 0)
+		return;
+	if (c->mqtt_client_id != NULL && mosquitto_validate_utf8(
+	    c->mqtt_client_id, strlen(c->mqtt_client_id)) != MOSQ_ERR_SUCCESS)
+		conf_error(p, line, "[mqtt] client_id must be valid UTF-8");
+	if ((c->mqtt_tls_cert_file != NULL) != (c->mqtt_tls_key_file != NULL))
+		conf_error(p, line, "[mqtt] tls_cert_file and tls_key_file "
+		    "go together");
+	if (c->mqtt_tls_cert_file != NULL && c->mqtt_tls_ca_file == NULL)
+		conf_error(p, line, "[mqtt] a client certificate needs "
+		    "tls_ca_file (TLS)");
 }
 
 /* Defaults from the SPEC, applied before the file is read. */
@@ -826,6 +853,7 @@ conf_load(const char *path, char **cause)
 		conf_error(&p, p.lineno, "read error");
 	fclose(p.f);
 	conf_check_headers(&p);
+	conf_check_mqtt(&p);
 	conf_finish(c);
 
 	for (i = 0; i < p.nheaders; i++) {

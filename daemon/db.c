@@ -30,6 +30,8 @@
 
 #define DB_BACKOFF_MIN_MS	500
 #define DB_BACKOFF_MAX_MS	30000
+/* A connect or a batch that takes longer means the server is gone. */
+#define DB_TIMEOUT_S		30
 /* Stop reading MQTT past this many queued rows; resume under half. */
 #define DB_PENDING_ROWS_MAX(c)	((size_t)(c)->db_batch_max_rows * 20 + 100000)
 
@@ -47,6 +49,7 @@ struct db_chunk {
 	size_t			 nreadings;
 	size_t			 ntemps;	/* of nreadings, temperatures */
 	size_t			 nrejected;
+	int			 failed;	/* takes no more rows */
 	TAILQ_ENTRY(db_chunk)	 entry;
 };
 TAILQ_HEAD(db_chunks, db_chunk);
@@ -61,7 +64,10 @@ struct db {
 	struct event		 ev_write;
 	struct event		 ev_flush;
 	struct event		 ev_retry;
+	struct event		 ev_timeout;
 	int64_t			 backoff_ms;
+	int64_t			 fail_backoff_ms;
+	int			 holding;	/* a batch failed: wait */
 	int			 flush_due;
 	int			 flush_armed;
 	int			 draining;
@@ -184,7 +190,7 @@ db_chunk_tail(struct db *db)
 {
 	struct db_chunk	*ch = TAILQ_LAST(&db->pend, db_chunks);
 
-	if (ch == NULL || ch->nreadings + ch->nrejected >=
+	if (ch == NULL || ch->failed || ch->nreadings + ch->nrejected >=
 	    (size_t)db->vw->conf->db_batch_max_rows) {
 		ch = db_chunk_new();
 		TAILQ_INSERT_TAIL(&db->pend, ch, entry);
@@ -222,6 +228,7 @@ db_lost(struct db *db, const char *why)
 	struct timeval	tv;
 	int64_t		delay;
 
+	evtimer_del(&db->ev_timeout);
 	if (db->fd != -1) {
 		event_del(&db->ev_read);
 		event_del(&db->ev_write);
@@ -244,8 +251,44 @@ db_lost(struct db *db, const char *why)
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(&db->ev_retry, &tv);
-	if (db->draining)
-		vw_drained(db->vw);
+}
+
+/* Arm (or with 0, clear) the deadline of a connect or a batch. */
+static void
+db_deadline(struct db *db, int secs)
+{
+	struct timeval	tv = { secs, 0 };
+
+	if (secs == 0)
+		evtimer_del(&db->ev_timeout);
+	else
+		evtimer_add(&db->ev_timeout, &tv);
+}
+
+static void
+db_on_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct db	*db = arg;
+
+	db_lost(db, db->op == OP_BATCH ? "no answer to a batch in 30 s" :
+	    "no answer while connecting in 30 s");
+}
+
+/* A batch failed: wait with backoff before the next try. */
+static void
+db_hold(struct db *db)
+{
+	struct timeval	tv;
+
+	if (db->fail_backoff_ms == 0)
+		db->fail_backoff_ms = DB_BACKOFF_MIN_MS;
+	else if ((db->fail_backoff_ms *= 2) > DB_BACKOFF_MAX_MS)
+		db->fail_backoff_ms = DB_BACKOFF_MAX_MS;
+	db->holding = 1;
+	db->flush_armed = 1;
+	tv.tv_sec = db->fail_backoff_ms / 1000;
+	tv.tv_usec = (db->fail_backoff_ms % 1000) * 1000;
+	evtimer_add(&db->ev_flush, &tv);
 }
 
 /* The first line of libpq's last error. */
@@ -332,6 +375,7 @@ db_connect(struct db *db)
 	db->state = DB_CONNECTING;
 	db->op = OP_CONNECT;
 	db->fd = -1;
+	db_deadline(db, DB_TIMEOUT_S);
 	db->conn = PQconnectStart(db->vw->conf->db_conninfo);
 	if (db->conn == NULL)
 		fatalx("PQconnectStart: out of memory");
@@ -398,10 +442,12 @@ db_batch_done(struct db *db)
 	db->op = OP_NONE;
 	if (db->batch_failed) {
 		metrics.batch_errors++;
+		db->fly->failed = 1;
 		db_requeue(db);
-		db->flush_due = 1;
+		db_hold(db);
 		return;
 	}
+	db->fail_backoff_ms = 0;
 	metrics_batch(rows, secs);
 	metrics.readings_stored += db->batch_stored;
 	metrics.readings_duplicate += db->fly->ntemps - db->batch_stored;
@@ -446,6 +492,8 @@ db_result(struct db *db, PGresult *res)
 static void
 db_query_done(struct db *db)
 {
+	if (db->op != OP_NONE)
+		db_deadline(db, 0);
 	if (db->op == OP_SETUP) {
 		if (db->batch_failed) {
 			db->batch_failed = 0;
@@ -523,6 +571,7 @@ db_flush(struct db *db)
 	db->batch_started_ms = vw_mono_ms();
 	db->state = DB_BATCH;
 	db->op = OP_BATCH;
+	db_deadline(db, DB_TIMEOUT_S);
 	if (!PQsendQuery(db->conn, db_batch_sql)) {
 		db_lost(db, "cannot send a batch");
 		return;
@@ -539,10 +588,12 @@ db_maybe_flush(struct db *db)
 	size_t			 n = db->npend;
 
 	if (n == 0) {
-		if (db->draining && db->state == DB_IDLE)
+		if (db->draining && db->fly == NULL)
 			vw_drained(db->vw);
 		return;
 	}
+	if (db->holding)
+		return;		/* ev_flush ends the wait */
 	if (db->state == DB_IDLE && (db->flush_due || db->draining ||
 	    n >= (size_t)c->db_batch_max_rows)) {
 		db_flush(db);
@@ -563,6 +614,7 @@ db_on_flush(evutil_socket_t fd, short events, void *arg)
 
 	db->flush_armed = 0;
 	db->flush_due = 1;
+	db->holding = 0;
 	db_maybe_flush(db);
 }
 
@@ -590,13 +642,7 @@ db_copy_text(struct evbuffer *b, const char *s, size_t len)
 			p++;
 			continue;
 		}
-		n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 :
-		    (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 &&
-		    *p <= 0xf4 ? 4 : 0;
-		if (n == 0 || (size_t)(end - p) < n ||
-		    (n > 1 && (p[1] & 0xc0) != 0x80) ||
-		    (n > 2 && (p[2] & 0xc0) != 0x80) ||
-		    (n > 3 && (p[3] & 0xc0) != 0x80)) {
+		if ((n = payload_utf8_char(p, end - p)) == 0) {
 			evbuffer_add(b, "\xef\xbf\xbd", 3);
 			p++;
 			continue;
@@ -656,6 +702,8 @@ db_push_rejected(struct db *db, const char *topic, const void *payload,
 	char			 buf[2];
 	size_t			 i;
 
+	if (len > PAYLOAD_MAX_BYTES)
+		len = PAYLOAD_MAX_BYTES;	/* enough to see what it was */
 	evbuffer_add_printf(b, "%lld\t", (long long)received_us);
 	db_copy_text(b, topic, strlen(topic));
 	evbuffer_add(b, "\t\\\\x", 4);
@@ -686,6 +734,7 @@ db_new(struct vialwatchd *vw)
 	TAILQ_INIT(&db->pend);
 	evtimer_assign(&db->ev_flush, vw->base, db_on_flush, db);
 	evtimer_assign(&db->ev_retry, vw->base, db_on_retry, db);
+	evtimer_assign(&db->ev_timeout, vw->base, db_on_timeout, db);
 	return (db);
 }
 
@@ -716,10 +765,6 @@ void
 db_drain(struct db *db)
 {
 	db->draining = 1;
-	if (db->state == DB_DISCONNECTED || db->state == DB_CONNECTING) {
-		vw_drained(db->vw);
-		return;
-	}
 	db_maybe_flush(db);
 }
 
@@ -736,6 +781,7 @@ db_free(struct db *db)
 	}
 	event_del(&db->ev_flush);
 	event_del(&db->ev_retry);
+	event_del(&db->ev_timeout);
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db_requeue(db);

@@ -140,14 +140,18 @@ http_reconfigure(struct http *http, char **cause)
 {
 	const struct conf	*c = http->vw->conf;
 	struct evhttp		*evh;
+	char			*again = NULL;
 
 	if (strcmp(c->http_host, http->host) == 0 && c->http_port == http->port)
 		return (0);
-	evhttp_free(http->evh);
+	/* Same port on another address may clash: free the old one first. */
+	if (http->evh != NULL)
+		evhttp_free(http->evh);
 	http->evh = NULL;
 	if ((evh = http_bind(http, c->http_host, c->http_port, cause)) ==
 	    NULL) {
-		http->evh = http_bind(http, http->host, http->port, cause);
+		http->evh = http_bind(http, http->host, http->port, &again);
+		free(again);
 		return (-1);
 	}
 	http->evh = evh;

@@ -39,6 +39,7 @@ static struct event	ev_stop_timeout;
 static char		*conf_path;
 static int		 debug_flag;
 static char		 last_status[256];
+static int		 exit_status;
 
 static void	usage(void) __attribute__((noreturn));
 
@@ -132,6 +133,10 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	struct conf		*c, *old;
 	char			*cause = NULL;
 
+	if (vw->stopping) {
+		log_warnx("reload ignored: stopping");
+		return;
+	}
 	notify("RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)vw_mono_ms() * 1000);
 	log_info("reloading %s", conf_path);
@@ -164,9 +169,6 @@ vw_drained(struct vialwatchd *vw)
 {
 	if (!vw->stopping)
 		return;
-	if (db_pending(vw->db) > 0)
-		log_warnx("stopping with %zu readings not stored",
-		    db_pending(vw->db));
 	event_base_loopexit(vw->base, NULL);
 }
 
@@ -175,8 +177,9 @@ on_stop_timeout(evutil_socket_t fd, short events, void *arg)
 {
 	struct vialwatchd	*vw = arg;
 
-	log_warnx("the database did not take the last batch in %d s",
-	    STOP_TIMEOUT_S);
+	log_warnx("stopping after %d s with %zu readings not stored: the "
+	    "database did not take them", STOP_TIMEOUT_S, db_pending(vw->db));
+	exit_status = 1;
 	event_base_loopexit(vw->base, NULL);
 }
 
@@ -309,5 +312,5 @@ main(int argc, char **argv)
 	conf_free(vw.conf);
 	free(conf_path);
 	log_info("stopped");
-	return (0);
+	return (exit_status);
 }

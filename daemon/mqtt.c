@@ -12,8 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <event2/util.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
@@ -29,6 +32,7 @@
 #define MQTT_BACKOFF_MIN_MS	500
 #define MQTT_BACKOFF_MAX_MS	30000
 #define MQTT_READS_PER_EVENT	256
+#define MQTT_PROBE_TIMEOUT_S	10
 
 struct mqtt {
 	struct vialwatchd	*vw;
@@ -44,6 +48,9 @@ struct mqtt {
 	struct event		 ev_retry;
 	struct ratelimit	 rl_unmatched;
 	struct ratelimit	*rl_sources;	/* one per [source] */
+	int			*sub_mids;	/* SUBSCRIBE message ids */
+	struct bufferevent	*probe;		/* TCP probe before connect */
+	struct evdns_base	*dns;
 	int			 nrl_sources;
 };
 
@@ -147,8 +154,17 @@ mqtt_on_message(struct mosquitto *mosq, void *arg,
 		    res.detail, now_us);
 		return;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		/*
+		 * A retained message is the broker replaying an old value on
+		 * subscribe: its reading was stored when it was new. Only a
+		 * retained availability state says something now.
+		 */
+		if (msg->retain && (res.r[i].kind == READING_TEMP ||
+		    res.r[i].kind == READING_BATTERY))
+			continue;
 		db_push_reading(m->vw->db, src->name, &res.r[i], now_us);
+	}
 }
 
 /* CONNACK: subscribe every [source] filter (again) on each connect. */
@@ -171,13 +187,34 @@ mqtt_on_connect(struct mosquitto *mosq, void *arg, int rc, int flags,
 	log_info("mqtt: connected to %s:%d%s", c->mqtt_host, c->mqtt_port,
 	    (flags & 1) ? " (session resumed)" : "");
 	for (i = 0; i < c->nsources; i++) {
-		r = mosquitto_subscribe_v5(m->mosq, NULL, c->sources[i].topic,
-		    c->mqtt_qos, 0, NULL);
+		r = mosquitto_subscribe_v5(m->mosq, &m->sub_mids[i],
+		    c->sources[i].topic, c->mqtt_qos, 0, NULL);
 		if (r != MOSQ_ERR_SUCCESS)
 			log_warnx("mqtt: subscribe %s: %s", c->sources[i].topic,
 			    mosquitto_strerror(r));
 		else
 			log_debug("mqtt: subscribed %s", c->sources[i].topic);
+	}
+}
+
+/* SUBACK: say loudly when the broker refused a filter. */
+static void
+mqtt_on_subscribe(struct mosquitto *mosq, void *arg, int mid, int count,
+    const int *granted, const mosquitto_property *props)
+{
+	struct mqtt		*m = arg;
+	const struct conf	*c = m->vw->conf;
+	int			 i;
+
+	for (i = 0; i < c->nsources && i < m->nrl_sources; i++) {
+		if (m->sub_mids[i] != mid)
+			continue;
+		if (count < 1 || granted[0] >= 0x80)
+			log_warnx("mqtt: the broker refused the subscription to "
+			    "%s [source %s]: %s", c->sources[i].topic,
+			    c->sources[i].name, count < 1 ? "no answer" :
+			    mosquitto_reason_string(granted[0]));
+		return;
 	}
 }
 
@@ -199,10 +236,14 @@ mqtt_on_log(struct mosquitto *mosq, void *arg, int level, const char *str)
 	log_debug("mqtt: %s", str);
 }
 
-/* Drop the socket's events. */
+/* Drop the socket's events, or a probe under way. */
 static void
 mqtt_unregister(struct mqtt *m)
 {
+	if (m->probe != NULL) {
+		bufferevent_free(m->probe);
+		m->probe = NULL;
+	}
 	if (m->fd == -1)
 		return;
 	event_del(&m->ev_read);
@@ -221,7 +262,7 @@ mqtt_lost(struct mqtt *m, const char *why)
 	mqtt_unregister(m);
 	mosquitto_disconnect(m->mosq);
 	mqtt_set_state(m, MQTT_DISCONNECTED);
-	if (m->stopping)
+	if (m->stopping || m->paused)
 		return;
 	if (m->backoff_ms == 0)
 		m->backoff_ms = MQTT_BACKOFF_MIN_MS;
@@ -317,6 +358,19 @@ mqtt_setup(struct mqtt *m, const struct conf *c)
 	return (0);
 }
 
+/* Per-source state follows the config's [source] sections. */
+static void
+mqtt_sources_reset(struct mqtt *m)
+{
+	const struct conf	*c = m->vw->conf;
+
+	free(m->rl_sources);
+	free(m->sub_mids);
+	m->nrl_sources = c->nsources;
+	m->rl_sources = xcalloc(c->nsources + 1, sizeof *m->rl_sources);
+	m->sub_mids = xcalloc(c->nsources + 1, sizeof *m->sub_mids);
+}
+
 /* (Re)create the client: the client id is fixed by the config. */
 static void
 mqtt_create(struct mqtt *m)
@@ -332,29 +386,24 @@ mqtt_create(struct mqtt *m)
 	mosquitto_connect_v5_callback_set(m->mosq, mqtt_on_connect);
 	mosquitto_disconnect_v5_callback_set(m->mosq, mqtt_on_disconnect);
 	mosquitto_message_v5_callback_set(m->mosq, mqtt_on_message);
+	mosquitto_subscribe_v5_callback_set(m->mosq, mqtt_on_subscribe);
 	mosquitto_log_callback_set(m->mosq, mqtt_on_log);
-	free(m->rl_sources);
-	m->nrl_sources = c->nsources;
-	m->rl_sources = xcalloc(c->nsources + 1, sizeof *m->rl_sources);
+	mqtt_sources_reset(m);
 }
 
 /*
- * Connect. The TCP connect is libmosquitto's blocking one: it is the only
- * call that takes the v5 CONNECT properties (the session expiry).
+ * The blocking part of the connect: libmosquitto's connect is the only call
+ * that takes the v5 CONNECT properties (the session expiry). It runs only
+ * after a probe found the broker listening, so it does not stall the loop.
  */
 static void
-mqtt_connect(struct mqtt *m)
+mqtt_connect_now(struct mqtt *m)
 {
 	const struct conf	*c = m->vw->conf;
 	mosquitto_property	*props = NULL;
 	struct timeval		 tv = { 1, 0 };
 	int			 rc;
 
-	if (mqtt_setup(m, c) != 0) {
-		mqtt_lost(m, "bad settings");
-		return;
-	}
-	mqtt_set_state(m, MQTT_CONNECTING);
 	mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
 	    (uint32_t)(c->mqtt_session_expiry_ms / 1000));
 	rc = mosquitto_connect_bind_v5(m->mosq, c->mqtt_host, c->mqtt_port,
@@ -369,10 +418,64 @@ mqtt_connect(struct mqtt *m)
 	event_assign(&m->ev_write, m->vw->base, m->fd, EV_WRITE, mqtt_writable,
 	    m);
 	event_assign(&m->ev_misc, m->vw->base, -1, EV_PERSIST, mqtt_misc, m);
-	if (!m->paused)
-		event_add(&m->ev_read, NULL);
+	event_add(&m->ev_read, NULL);
 	event_add(&m->ev_misc, &tv);
 	mqtt_update_write(m);
+}
+
+/* The probe's answer: the broker listens, or it cannot be reached. */
+static void
+mqtt_probe_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct mqtt	*m = arg;
+	char		 buf[160];
+	int		 dnserr = bufferevent_socket_get_dns_error(bev);
+
+	bufferevent_free(bev);
+	m->probe = NULL;
+	if (what & BEV_EVENT_CONNECTED) {
+		mqtt_connect_now(m);
+		return;
+	}
+	if (dnserr != 0)
+		snprintf(buf, sizeof buf, "cannot resolve %s: %s",
+		    m->vw->conf->mqtt_host, evutil_gai_strerror(dnserr));
+	else if (what & BEV_EVENT_TIMEOUT)
+		snprintf(buf, sizeof buf, "no answer from %s:%d",
+		    m->vw->conf->mqtt_host, m->vw->conf->mqtt_port);
+	else
+		snprintf(buf, sizeof buf, "cannot reach %s:%d: %s",
+		    m->vw->conf->mqtt_host, m->vw->conf->mqtt_port,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	mqtt_lost(m, buf);
+}
+
+/* Connect: first a non-blocking probe (DNS and TCP) with a timeout. */
+static void
+mqtt_connect(struct mqtt *m)
+{
+	const struct conf	*c = m->vw->conf;
+	struct timeval		 tv = { MQTT_PROBE_TIMEOUT_S, 0 };
+
+	if (m->paused || m->stopping || m->probe != NULL)
+		return;		/* mqtt_pause(m, 0) connects again */
+	if (mqtt_setup(m, c) != 0) {
+		mqtt_lost(m, "bad settings");
+		return;
+	}
+	mqtt_set_state(m, MQTT_CONNECTING);
+	m->probe = bufferevent_socket_new(m->vw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (m->probe == NULL)
+		fatalx("bufferevent_socket_new");
+	bufferevent_setcb(m->probe, NULL, NULL, mqtt_probe_event, m);
+	bufferevent_set_timeouts(m->probe, &tv, &tv);
+	bufferevent_enable(m->probe, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect_hostname(m->probe, m->dns, AF_UNSPEC,
+	    c->mqtt_host, c->mqtt_port) != 0 && m->probe != NULL) {
+		bufferevent_free(m->probe);
+		m->probe = NULL;
+		mqtt_lost(m, "cannot start connecting");
+	}
 }
 
 struct mqtt *
@@ -385,6 +488,10 @@ mqtt_new(struct vialwatchd *vw)
 	m->vw = vw;
 	m->fd = -1;
 	evtimer_assign(&m->ev_retry, vw->base, mqtt_retry, m);
+	m->dns = evdns_base_new(vw->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (m->dns == NULL)
+		log_warnx("mqtt: no asynchronous DNS; host names resolve "
+		    "blocking");
 	mqtt_create(m);
 	return (m);
 }
@@ -454,10 +561,7 @@ mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 
 	if (!mqtt_conf_changed(old, c)) {
 		/* Same connection: only the decoders' settings may differ. */
-		free(m->rl_sources);
-		m->nrl_sources = c->nsources;
-		m->rl_sources = xcalloc(c->nsources + 1,
-		    sizeof *m->rl_sources);
+		mqtt_sources_reset(m);
 		return;
 	}
 
@@ -478,21 +582,33 @@ mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 	mqtt_start(m);
 }
 
-/* Backpressure: stop reading while the database is behind. */
+/*
+ * Backpressure: while the database is behind, leave the broker. Our
+ * persistent session makes it queue for us; a connection that stopped
+ * reading would only time out on keepalive.
+ */
 void
 mqtt_pause(struct mqtt *m, int pause)
 {
 	if (m->paused == pause)
 		return;
 	m->paused = pause;
-	log_info("mqtt: %s reading from the broker", pause ? "pausing" :
-	    "resuming");
-	if (m->fd == -1)
+	if (pause) {
+		log_warnx("mqtt: too many readings wait for the database; "
+		    "leaving the broker until they are stored");
+		event_del(&m->ev_retry);
+		if (m->fd != -1) {
+			mosquitto_disconnect(m->mosq);
+			mosquitto_loop_write(m->mosq, 1);
+		}
+		mqtt_unregister(m);
+		mqtt_set_state(m, MQTT_DISCONNECTED);
 		return;
-	if (pause)
-		event_del(&m->ev_read);
-	else
-		event_add(&m->ev_read, NULL);
+	}
+	log_info("mqtt: the database caught up; connecting again");
+	m->backoff_ms = 0;
+	if (!m->stopping)
+		mqtt_start(m);
 }
 
 /* Disconnect cleanly: the broker keeps our session and queues for us. */
@@ -516,7 +632,10 @@ mqtt_free(struct mqtt *m)
 		return;
 	mqtt_stop(m);
 	mosquitto_destroy(m->mosq);
+	if (m->dns != NULL)
+		evdns_base_free(m->dns, 0);
 	free(m->rl_sources);
+	free(m->sub_mids);
 	free(m);
 	mosquitto_lib_cleanup();
 }

@@ -229,42 +229,54 @@ payload_utf8_trim(char *s)
 		s[need == 0 ? i : i - 1] = '\0';
 }
 
+/*
+ * Length of the UTF-8 character at p (at most avail bytes), or 0 if it is
+ * not valid: overlong forms, UTF-16 surrogates and code points beyond
+ * U+10FFFF are refused, as PostgreSQL does.
+ */
+size_t
+payload_utf8_char(const unsigned char *p, size_t avail)
+{
+	uint32_t	c = p[0];
+	size_t		n, k;
+
+	if (c < 0x80)
+		return (1);
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 1;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 2;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 3;
+	else
+		return (0);
+	if (avail <= n)
+		return (0);
+	c &= 0x3f >> n;
+	for (k = 1; k <= n; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return (0);
+		c = (c << 6) | (p[k] & 0x3f);
+	}
+	if ((n == 2 && c < 0x800) || (n == 3 && c < 0x10000) ||
+	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return (0);
+	return (n + 1);
+}
+
 /* 0 if s is valid UTF-8, 1 if not, 2 if it has a control character. */
 static int
 payload_utf8(const char *s, size_t len)
 {
 	const unsigned char	*p = (const unsigned char *)s;
-	uint32_t	 c;
-	size_t		 i = 0, n, k;
+	size_t			 i = 0, n;
 
 	while (i < len) {
-		if ((c = p[i]) < 0x80) {
-			if (c < 0x20 || c == 0x7f)
-				return (2);
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3;
-		else
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return (2);
+		if ((n = payload_utf8_char(p + i, len - i)) == 0)
 			return (1);
-		if (len - i <= n)
-			return (1);
-		c &= 0x3f >> n;
-		for (k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return (1);
-			c = (c << 6) | (p[i + k] & 0x3f);
-		}
-		/* Overlong forms, UTF-16 surrogates, beyond U+10FFFF. */
-		if ((n == 2 && c < 0x800) || (n == 3 && c < 0x10000) ||
-		    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
-			return (1);
-		i += n + 1;
+		i += n;
 	}
 	return (0);
 }

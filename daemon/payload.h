@@ -67,5 +67,7 @@ struct payload_result {
 int		 payload_decode(const struct source *, const char *,
 		     const void *, size_t, int64_t, struct payload_result *);
 const char	*payload_reason_label(enum payload_reason);
+/* Length of one valid UTF-8 character at p, or 0. */
+size_t		 payload_utf8_char(const unsigned char *, size_t);
 
 #endif

@@ -645,9 +645,12 @@ def test_bad_input(daemon, db, mqtt_broker):
         if r["code"] != code:
             problems.append(f"{name}: code {r['code']!r}, want {code!r} "
                             f"(reason {r['reason']!r})")
-        if bytes(r["payload"]) != payload:
+        # Oversized payloads keep their first 64 KiB, enough to see
+        # what they were without letting one message fill the memory.
+        kept = payload[:64 * 1024]
+        if bytes(r["payload"]) != kept:
             problems.append(f"{name}: payload not kept as sent "
-                            f"({len(bytes(r['payload']))} of {len(payload)} "
+                            f"({len(bytes(r['payload']))} of {len(kept)} "
                             "bytes)")
         reason = r["reason"] or ""
         if not (len(reason) >= 10 and " " in reason and reason.isprintable()

@@ -98,6 +98,16 @@ static const struct {
 	    "3: events: unknown event \"fire\"" },
 	{ "earliest error wins", "[mqtt]\nport = 0\n[nope]\n",
 	    "2: port: bad number" },
+	{ "unnamed then named source", "[source]\n[source x]\ntopic = a/b\n"
+	    "format = json\n", "1: [source] needs a name" },
+	{ "byte order mark", "\xef\xbb\xbf[daemon]\nlog_level = debug\n",
+	    NULL },
+	{ "certificate without key", "[mqtt]\ntls_ca_file = /dev/null\n"
+	    "tls_cert_file = /dev/null\n",
+	    "1: [mqtt] tls_cert_file and tls_key_file go together" },
+	{ "client id not UTF-8", "[mqtt]\nclient_id = vw\xff\n",
+	    "1: [mqtt] client_id must be valid UTF-8" },
+	{ "empty events", "[hook a]\ncommand = /bin/true\nevents =\n", NULL },
 };
 
 /* Write body to a temp file and load it. */
