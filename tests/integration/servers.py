@@ -434,7 +434,13 @@ class Mosquitto(Process):
 
     name = "mosquitto"
 
-    def __init__(self, basedir, persistence=True, port=None, binary=None):
+    def __init__(self, basedir, persistence=True, port=None, binary=None,
+                 listener_lines=(), extra_lines=(), anonymous=True):
+        """listener_lines follow the main listener (e.g. TLS files);
+        extra_lines go at the end (e.g. another listener)."""
+        self.listener_lines = list(listener_lines)
+        self.extra_lines = list(extra_lines)
+        self.anonymous = anonymous
         self.basedir = Path(basedir).resolve()
         self.basedir.mkdir(parents=True, exist_ok=True)
         super().__init__(self.basedir / "mosquitto.log")
@@ -446,7 +452,8 @@ class Mosquitto(Process):
     def write_config(self):
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *self.listener_lines,
+            f"allow_anonymous {'true' if self.anonymous else 'false'}",
             "log_dest stderr",
             "log_timestamp_format %H:%M:%S",
             "connection_messages true",
@@ -465,6 +472,7 @@ class Mosquitto(Process):
             ]
         else:
             lines.append("persistence false")
+        lines += self.extra_lines
         self.conf_path.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout=15):
@@ -497,11 +505,15 @@ class Mosquitto(Process):
                        timeout=timeout)
 
 
-def publish(port, messages, qos=1, retain=False, timeout=10, host="127.0.0.1"):
-    """Publishes (topic, payload) pairs with paho-mqtt, waiting for each ack."""
+def publish(port, messages, qos=1, retain=False, timeout=10, host="127.0.0.1",
+            auth=None):
+    """Publishes (topic, payload) pairs with paho-mqtt, waiting for each ack.
+    auth is (username, password) for a broker that wants them."""
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(client_id="", clean_session=True)
+    if auth:
+        client.username_pw_set(*auth)
     client.connect(host, port, keepalive=30)
     client.loop_start()
     try:
