@@ -201,6 +201,19 @@ on_stop(evutil_socket_t fd, short events, void *arg)
 	db_drain(vw->db);
 }
 
+/* The watchdog interval systemd asked for (WATCHDOG_USEC), or 0. */
+static uint64_t
+watchdog_usec(void)
+{
+#ifdef HAVE_SYSTEMD
+	uint64_t	usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) > 0)
+		return (usec);
+#endif
+	return (0);
+}
+
 /* The state directory must exist and be ours to write. */
 static void
 state_dir_open(const char *dir)
@@ -215,7 +228,7 @@ static void
 setup_events(struct vialwatchd *vw)
 {
 	struct timeval	tv = { 1, 0 };
-	uint64_t	usec = 0;
+	uint64_t	usec;
 
 	evsignal_assign(&ev_sighup, vw->base, SIGHUP, on_sighup, vw);
 	evsignal_assign(&ev_sigterm, vw->base, SIGTERM, on_stop, vw);
@@ -227,8 +240,7 @@ setup_events(struct vialwatchd *vw)
 
 	event_assign(&ev_tick, vw->base, -1, EV_PERSIST, on_tick, vw);
 	event_add(&ev_tick, &tv);
-#ifdef HAVE_SYSTEMD
-	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+	if ((usec = watchdog_usec()) > 0) {
 		tv.tv_sec = usec / 2 / 1000000;
 		tv.tv_usec = usec / 2 % 1000000;
 		event_assign(&ev_watchdog, vw->base, -1, EV_PERSIST,
@@ -237,7 +249,6 @@ setup_events(struct vialwatchd *vw)
 		log_debug("watchdog every %llu ms",
 		    (unsigned long long)usec / 2000);
 	}
-#endif
 }
 
 int
