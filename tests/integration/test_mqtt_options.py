@@ -40,16 +40,23 @@ def test_shared_subscription(daemon, db, mqtt_broker):
     assert d.healthz()[0] == 200
 
 
-def test_username_and_password_file(daemon, db, broker, tmp_path):
+def auth_broker(broker, tmp_path, given):
+    """A broker that knows user vialwatch with password "s3cret pass", and
+    the daemon's [mqtt] settings with the password `given` in a file."""
     pwfile = tmp_path / "mosquitto.passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), "vialwatch",
                     "s3cret pass"], check=True)
     b = broker(anonymous=False, extra_lines=[f"password_file {pwfile}"])
     secret = tmp_path / "mqtt.password"
-    secret.write_text("s3cret pass\n")
+    secret.write_text(given + "\n")
     secret.chmod(0o600)
-    d = daemon(mqtt={"port": b.port, "username": "vialwatch",
-                     "password_file": secret})
+    return b, {"port": b.port, "username": "vialwatch",
+               "password_file": secret}
+
+
+def test_username_and_password_file(daemon, db, broker, tmp_path):
+    b, mqtt = auth_broker(broker, tmp_path, "s3cret pass")
+    d = daemon(mqtt=mqtt)
     publish(b.port, [("zigbee2mqtt/locked-fridge", {"temperature": 3.5})],
             auth=("vialwatch", "s3cret pass"))
     wait_for(lambda: stored(db, "zigbee2mqtt/locked-fridge") == [3.5], 10,
@@ -58,14 +65,8 @@ def test_username_and_password_file(daemon, db, broker, tmp_path):
 
 
 def test_wrong_password_is_unhealthy_not_fatal(daemon, broker, tmp_path):
-    pwfile = tmp_path / "mosquitto.passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), "vialwatch",
-                    "right"], check=True)
-    b = broker(anonymous=False, extra_lines=[f"password_file {pwfile}"])
-    secret = tmp_path / "mqtt.password"
-    secret.write_text("Zq9-not-the-password\n")
-    d = daemon(wait=False, mqtt={"port": b.port, "username": "vialwatch",
-                                 "password_file": secret})
+    _, mqtt = auth_broker(broker, tmp_path, "Zq9-not-the-password")
+    d = daemon(wait=False, mqtt=mqtt)
     d.wait_log(r"broker refused the connection", timeout=10)
     status, body = d.healthz()
     assert status == 503 and body["mqtt"] != "connected"
