@@ -326,12 +326,6 @@ conf_parse_window(const char *s, int *start, int *end)
 	return (0);
 }
 
-const char *
-conf_format_name(enum payload_format f)
-{
-	return (conf_format_names[f]);
-}
-
 int
 conf_format_parse(const char *s, enum payload_format *f)
 {

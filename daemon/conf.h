@@ -99,7 +99,6 @@ struct conf {
 /* Returns a new conf, or NULL with *cause set to "FILE:LINE: message". */
 struct conf	*conf_load(const char *, char **);
 void		 conf_free(struct conf *);
-const char	*conf_format_name(enum payload_format);
 int		 conf_format_parse(const char *, enum payload_format *);
 
 /* Parsers, exposed for the unit tests: 0 on success, -1 on error. */

@@ -629,27 +629,40 @@ static void
 db_copy_text(struct evbuffer *b, const char *s, size_t len)
 {
 	const unsigned char	*p = (const unsigned char *)s, *end = p + len;
+	const unsigned char	*run = p;
+	const char		*esc;
 	size_t			 n;
 
 	while (p < end) {
-		if (*p == '\\' || *p == '\t' || *p == '\n' || *p == '\r') {
-			evbuffer_add(b, *p == '\\' ? "\\\\" : *p == '\t' ?
-			    "\\t" : *p == '\n' ? "\\n" : "\\r", 2);
-			p++;
-			continue;
+		switch (*p) {
+		case '\\':
+			esc = "\\\\";
+			break;
+		case '\t':
+			esc = "\\t";
+			break;
+		case '\n':
+			esc = "\\n";
+			break;
+		case '\r':
+			esc = "\\r";
+			break;
+		case '\0':
+			esc = "";	/* text cannot hold NUL */
+			break;
+		default:
+			if ((n = payload_utf8_char(p, end - p)) != 0) {
+				p += n;
+				continue;
+			}
+			esc = "\xef\xbf\xbd";
+			break;
 		}
-		if (*p == 0) {
-			p++;
-			continue;
-		}
-		if ((n = payload_utf8_char(p, end - p)) == 0) {
-			evbuffer_add(b, "\xef\xbf\xbd", 3);
-			p++;
-			continue;
-		}
-		evbuffer_add(b, p, n);
-		p += n;
+		evbuffer_add(b, run, p - run);
+		evbuffer_add(b, esc, strlen(esc));
+		run = ++p;
 	}
+	evbuffer_add(b, run, p - run);
 }
 
 /* Append a double or \N. */
@@ -699,8 +712,8 @@ db_push_rejected(struct db *db, const char *topic, const void *payload,
 	struct db_chunk		*ch = db_chunk_tail(db);
 	struct evbuffer		*b = ch->rejected;
 	const unsigned char	*p = payload;
-	char			 buf[2];
-	size_t			 i;
+	char			 buf[512];
+	size_t			 i, n = 0;
 
 	if (len > PAYLOAD_MAX_BYTES)
 		len = PAYLOAD_MAX_BYTES;	/* enough to see what it was */
@@ -708,10 +721,14 @@ db_push_rejected(struct db *db, const char *topic, const void *payload,
 	db_copy_text(b, topic, strlen(topic));
 	evbuffer_add(b, "\t\\\\x", 4);
 	for (i = 0; i < len; i++) {
-		buf[0] = hex[p[i] >> 4];
-		buf[1] = hex[p[i] & 15];
-		evbuffer_add(b, buf, 2);
+		buf[n++] = hex[p[i] >> 4];
+		buf[n++] = hex[p[i] & 15];
+		if (n == sizeof buf) {
+			evbuffer_add(b, buf, n);
+			n = 0;
+		}
 	}
+	evbuffer_add(b, buf, n);
 	evbuffer_add(b, "\t", 1);
 	db_copy_text(b, reason, strlen(reason));
 	evbuffer_add(b, "\t", 1);

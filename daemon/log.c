@@ -62,12 +62,6 @@ log_set_level(int level)
 	log_level = level;
 }
 
-int
-log_get_level(void)
-{
-	return (log_level);
-}
-
 /* Level name to number, -1 if unknown. */
 int
 log_level_parse(const char *s)
@@ -129,19 +123,16 @@ LOG_FN(log_warnx, LOG_LEVEL_WARNING, 0)
 LOG_FN(log_info, LOG_LEVEL_INFO, 0)
 LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
 
-#define SLOG_FN(fn, level)						\
-void									\
-fn(const char *key, const char *fmt, ...)				\
-{									\
-	va_list	ap;							\
-									\
-	va_start(ap, fmt);						\
-	log_vemit(level, key, NULL, fmt, ap);				\
-	va_end(ap);							\
+/* A warning about one sensor: journald gets its key as SENSOR_KEY. */
+void
+slog_warnx(const char *key, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vemit(LOG_LEVEL_WARNING, key, NULL, fmt, ap);
+	va_end(ap);
 }
-SLOG_FN(slog_warnx, LOG_LEVEL_WARNING)
-SLOG_FN(slog_info, LOG_LEVEL_INFO)
-SLOG_FN(slog_debug, LOG_LEVEL_DEBUG)
 
 /* Log an error with errno and exit; start-up only. */
 void

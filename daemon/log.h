@@ -13,7 +13,6 @@
 
 void	log_init(const char *, int);
 void	log_set_level(int);
-int	log_get_level(void);
 int	log_level_parse(const char *);
 
 void	log_warn(const char *, ...) PRINTFLIKE(1, 2);
@@ -22,8 +21,6 @@ void	log_info(const char *, ...) PRINTFLIKE(1, 2);
 void	log_debug(const char *, ...) PRINTFLIKE(1, 2);
 /* Per-sensor lines: the text names the key; journald gets SENSOR_KEY too. */
 void	slog_warnx(const char *, const char *, ...) PRINTFLIKE(2, 3);
-void	slog_info(const char *, const char *, ...) PRINTFLIKE(2, 3);
-void	slog_debug(const char *, const char *, ...) PRINTFLIKE(2, 3);
 
 /* Start-up only. */
 void	fatal(const char *, ...) PRINTFLIKE(1, 2)

@@ -51,7 +51,6 @@ struct mqtt {
 	int			*sub_mids;	/* SUBSCRIBE message ids */
 	struct bufferevent	*probe;		/* TCP probe before connect */
 	struct evdns_base	*dns;
-	int			 nrl_sources;
 };
 
 static const char *mqtt_state_names[] = {
@@ -206,7 +205,7 @@ mqtt_on_subscribe(struct mosquitto *mosq, void *arg, int mid, int count,
 	const struct conf	*c = m->vw->conf;
 	int			 i;
 
-	for (i = 0; i < c->nsources && i < m->nrl_sources; i++) {
+	for (i = 0; i < c->nsources; i++) {
 		if (m->sub_mids[i] != mid)
 			continue;
 		if (count < 1 || granted[0] >= 0x80)
@@ -366,7 +365,6 @@ mqtt_sources_reset(struct mqtt *m)
 
 	free(m->rl_sources);
 	free(m->sub_mids);
-	m->nrl_sources = c->nsources;
 	m->rl_sources = xcalloc(c->nsources + 1, sizeof *m->rl_sources);
 	m->sub_mids = xcalloc(c->nsources + 1, sizeof *m->sub_mids);
 }
