@@ -29,6 +29,7 @@ enum conf_type {
 	CONF_STRING,		/* char *, empty means unset */
 	CONF_INT,		/* int within [min, max] */
 	CONF_DURATION,		/* int64_t ms within [min, max] ms */
+	CONF_SIZE,		/* int64_t bytes within [min, max] */
 	CONF_LOG_LEVEL,		/* int */
 	CONF_SECRET,		/* char *: the contents of the named file */
 	CONF_READABLE,		/* char *: a path that must be readable */
@@ -101,6 +102,8 @@ static const struct conf_key conf_keys[] = {
 	    1, 1000000 },
 	{ SECTION_DATABASE, "batch_max_delay", CONF_DURATION,
 	    C(db_batch_max_delay_ms), 1, 60 * SEC },
+	{ SECTION_DATABASE, "max_pending", CONF_SIZE, C(db_max_pending),
+	    64 * 1024, 1LL << 40 },
 
 	{ SECTION_SOURCE, "topic", CONF_SPECIAL, S(topic), 0, 0 },
 	{ SECTION_SOURCE, "format", CONF_SPECIAL, S(format), 0, 0 },
@@ -264,36 +267,62 @@ conf_reader(char *buf, int size, void *arg)
 	return (buf);
 }
 
-/* Parse "90s", "15m", "200ms", "2h", "7d" into milliseconds. */
-int
-conf_parse_duration(const char *s, int64_t *ms)
+struct conf_unit {
+	const char	*suffix;
+	int64_t		 mult;
+};
+
+/* A whole number followed by one of units' suffixes. */
+static int
+conf_parse_units(const char *s, const struct conf_unit *units, size_t n,
+    int64_t *out)
 {
-	static const struct {
-		const char	*suffix;
-		int64_t		 mult;
-	} units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-		{ "d", 86400000 },
-	};
 	char		*end;
-	long long	 n;
+	long long	 v;
 	size_t		 i;
 
 	if (!isdigit((unsigned char)*s))
 		return (-1);
 	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno != 0 || n < 0)
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || v < 0)
 		return (-1);
-	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+	for (i = 0; i < n; i++) {
 		if (strcmp(end, units[i].suffix) != 0)
 			continue;
-		if (n > INT64_MAX / units[i].mult)
+		if (v > INT64_MAX / units[i].mult)
 			return (-1);
-		*ms = n * units[i].mult;
+		*out = v * units[i].mult;
 		return (0);
 	}
 	return (-1);
+}
+
+/* Parse "90s", "15m", "200ms", "2h", "7d" into milliseconds. */
+int
+conf_parse_duration(const char *s, int64_t *ms)
+{
+	static const struct conf_unit	units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		{ "d", 86400000 },
+	};
+
+	return (conf_parse_units(s, units, sizeof units / sizeof units[0],
+	    ms));
+}
+
+/* A size: bytes, or k/M/G (KiB/MiB/GiB), powers of 1024. */
+static int
+conf_parse_size(const char *s, int64_t *bytes)
+{
+	static const struct conf_unit	units[] = {
+		{ "", 1 }, { "k", 1LL << 10 }, { "K", 1LL << 10 },
+		{ "KiB", 1LL << 10 }, { "M", 1LL << 20 }, { "MiB", 1LL << 20 },
+		{ "G", 1LL << 30 }, { "GiB", 1LL << 30 },
+	};
+
+	return (conf_parse_units(s, units, sizeof units / sizeof units[0],
+	    bytes));
 }
 
 /* "HH:MM" -> minutes after midnight, -1 if bad. */
@@ -637,6 +666,15 @@ conf_store(struct conf_parse *p, const struct conf_key *k, void *base,
 		}
 		*(int64_t *)((char *)base + k->offset) = ms;
 		return (NULL);
+	case CONF_SIZE:
+		if (conf_parse_size(value, &ms) == -1 || ms < k->min ||
+		    ms > k->max) {
+			xasprintf(owned, "bad size \"%s\" (64k to 1024G, e.g. "
+			    "16M)", value);
+			return (*owned);
+		}
+		*(int64_t *)((char *)base + k->offset) = ms;
+		return (NULL);
 	case CONF_LOG_LEVEL:
 		if ((level = log_level_parse(value)) == -1)
 			return ("must be error, warning, info or debug");
@@ -793,6 +831,7 @@ conf_defaults(struct conf *c)
 	c->db_conninfo = xstrdup("dbname=vialwatch");
 	c->db_batch_max_rows = 5000;
 	c->db_batch_max_delay_ms = 200;
+	c->db_max_pending = 16 * 1024 * 1024;
 	c->smtp_url = xstrdup("smtp://localhost:25");
 	c->smtp_tls_required = 1;
 	c->smtp_from = xstrdup("vialwatch <alerts@clinic.example>");

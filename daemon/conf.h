@@ -63,6 +63,7 @@ struct conf {
 	char		*db_conninfo;
 	int		 db_batch_max_rows;
 	int64_t		 db_batch_max_delay_ms;
+	int64_t		 db_max_pending;	/* bytes held in memory */
 
 	/* [source NAME] */
 	struct source	*sources;

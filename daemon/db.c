@@ -1,8 +1,11 @@
 /*
  * PostgreSQL on the loop: libpq in non-blocking mode on PQsocket. Readings
- * are queued as COPY text and written in batches, one round trip each:
- * COPY into temporary tables, then set-based inserts that register new
- * sensors and skip readings already stored.
+ * are encoded once as COPY text lines, appended to the spool, and queued
+ * in chunks; a chunk goes as one batch, one round trip: COPY into
+ * temporary tables, then set-based inserts that register new sensors and
+ * skip readings already stored. Batches are group commits: one is sent as
+ * soon as the previous one is committed, with whatever arrived meanwhile,
+ * so a slow database gets big batches and a quiet one low latency.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -25,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "spool.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
@@ -32,8 +36,6 @@
 #define DB_BACKOFF_MAX_MS	30000
 /* A connect or a batch that takes longer means the server is gone. */
 #define DB_TIMEOUT_S		30
-/* Stop reading MQTT past this many queued rows; resume under half. */
-#define DB_PENDING_ROWS_MAX(c)	((size_t)(c)->db_batch_max_rows * 20 + 100000)
 
 enum db_op {
 	OP_NONE,
@@ -49,6 +51,8 @@ struct db_chunk {
 	size_t			 nreadings;
 	size_t			 ntemps;	/* of nreadings, temperatures */
 	size_t			 nrejected;
+	size_t			 bytes;
+	struct spool_pos	 end;		/* spool place after its rows */
 	int			 failed;	/* takes no more rows */
 	TAILQ_ENTRY(db_chunk)	 entry;
 };
@@ -63,17 +67,22 @@ struct db {
 	struct event		 ev_read;
 	struct event		 ev_write;
 	struct event		 ev_flush;
+	struct event		 ev_burst;
+	struct event		 ev_sync;
 	struct event		 ev_retry;
 	struct event		 ev_timeout;
 	int64_t			 backoff_ms;
 	int64_t			 fail_backoff_ms;
 	int			 holding;	/* a batch failed: wait */
-	int			 flush_due;
-	int			 flush_armed;
+	int			 burst_armed;
 	int			 draining;
 
 	struct db_chunks	 pend;		/* waiting, oldest first */
 	size_t			 npend;		/* rows in pend */
+	size_t			 pend_bytes;	/* their COPY text */
+	char			*line;		/* the row being encoded */
+	size_t			 line_len;
+	size_t			 line_cap;
 	struct db_chunk		*fly;		/* the batch in flight */
 	unsigned char		*copy_data;	/* fly, contiguous */
 	size_t			 copy_len;
@@ -128,7 +137,7 @@ static const char db_batch_sql[] =
     "insert into vialwatch.rejected_message (received_at, topic, payload,"
     " reason, code) select " DB_TS("received_at") ", topic, payload, reason,"
     " code"
-    " from pg_temp.rejected_in;"
+    " from pg_temp.rejected_in on conflict do nothing;"
     "insert into vialwatch.reading (sensor_id, ts, temp_c, humidity, battery,"
     " received_at) select s.id, " DB_TS("r.ts") ", r.temp_c, r.humidity,"
     " r.battery, " DB_TS("r.received_at") " from pg_temp.reading_in r"
@@ -163,6 +172,13 @@ db_pending(struct db *db)
 {
 	return (db->npend + (db->fly != NULL ?
 	    db->fly->nreadings + db->fly->nrejected : 0));
+}
+
+/* Bytes of COPY text held for the database. */
+size_t
+db_pending_bytes(struct db *db)
+{
+	return (db->pend_bytes + (db->fly != NULL ? db->fly->bytes : 0));
 }
 
 static struct db_chunk *
@@ -206,14 +222,16 @@ db_requeue(struct db *db)
 		return;
 	TAILQ_INSERT_HEAD(&db->pend, db->fly, entry);
 	db->npend += db->fly->nreadings + db->fly->nrejected;
+	db->pend_bytes += db->fly->bytes;
 	db->fly = NULL;
 }
 
-/* Apply backpressure to MQTT from the size of the queue. */
+/* Past max_pending bytes, stop reading MQTT; resume under half. */
 static void
 db_pressure(struct db *db)
 {
-	size_t	n = db_pending(db), max = DB_PENDING_ROWS_MAX(db->vw->conf);
+	size_t	n = db_pending_bytes(db);
+	size_t	max = (size_t)db->vw->conf->db_max_pending;
 
 	if (n >= max)
 		mqtt_pause(db->vw->mqtt, 1);
@@ -285,7 +303,6 @@ db_hold(struct db *db)
 	else if ((db->fail_backoff_ms *= 2) > DB_BACKOFF_MAX_MS)
 		db->fail_backoff_ms = DB_BACKOFF_MAX_MS;
 	db->holding = 1;
-	db->flush_armed = 1;
 	tv.tv_sec = db->fail_backoff_ms / 1000;
 	tv.tv_usec = (db->fail_backoff_ms % 1000) * 1000;
 	evtimer_add(&db->ev_flush, &tv);
@@ -448,6 +465,7 @@ db_batch_done(struct db *db)
 		return;
 	}
 	db->fail_backoff_ms = 0;
+	spool_commit(db->vw->spool, &db->fly->end);
 	metrics_batch(rows, secs);
 	metrics.readings_stored += db->batch_stored;
 	metrics.readings_duplicate += db->fly->ntemps - db->batch_stored;
@@ -564,7 +582,7 @@ db_flush(struct db *db)
 	db->fly = TAILQ_FIRST(&db->pend);
 	TAILQ_REMOVE(&db->pend, db->fly, entry);
 	db->npend -= db->fly->nreadings + db->fly->nrejected;
-	db->flush_due = 0;
+	db->pend_bytes -= db->fly->bytes;
 	db->batch_failed = 0;
 	db->batch_stored = 0;
 	db->copy_index = 0;
@@ -579,43 +597,51 @@ db_flush(struct db *db)
 	db_watch(db, PQflush(db->conn) != 0);
 }
 
-/* Flush when a batch is full, its delay is up, or we are stopping. */
+/* Send the next batch if the connection is free: a group commit. */
 static void
 db_maybe_flush(struct db *db)
 {
-	const struct conf	*c = db->vw->conf;
-	struct timeval		 tv;
-	size_t			 n = db->npend;
-
-	if (n == 0) {
+	if (db->npend == 0) {
 		if (db->draining && db->fly == NULL)
 			vw_drained(db->vw);
 		return;
 	}
-	if (db->holding)
-		return;		/* ev_flush ends the wait */
-	if (db->state == DB_IDLE && (db->flush_due || db->draining ||
-	    n >= (size_t)c->db_batch_max_rows)) {
-		db_flush(db);
-		return;
-	}
-	if (!db->flush_armed) {
-		db->flush_armed = 1;
-		tv.tv_sec = c->db_batch_max_delay_ms / 1000;
-		tv.tv_usec = (c->db_batch_max_delay_ms % 1000) * 1000;
-		evtimer_add(&db->ev_flush, &tv);
-	}
+	if (db->holding || db->state != DB_IDLE)
+		return;		/* ev_flush or the batch in flight call again */
+	db_flush(db);
 }
 
+/* The wait after a failed batch is over. */
 static void
 db_on_flush(evutil_socket_t fd, short events, void *arg)
 {
 	struct db	*db = arg;
 
-	db->flush_armed = 0;
-	db->flush_due = 1;
 	db->holding = 0;
 	db_maybe_flush(db);
+}
+
+/*
+ * The messages of one read from the broker are queued: write them to the
+ * spool in one go, then to the database.
+ */
+static void
+db_on_burst(evutil_socket_t fd, short events, void *arg)
+{
+	struct db	*db = arg;
+
+	db->burst_armed = 0;
+	spool_write(db->vw->spool);
+	db_maybe_flush(db);
+}
+
+/* Every batch_max_delay: what the spool was given is made durable. */
+static void
+db_on_sync(evutil_socket_t fd, short events, void *arg)
+{
+	struct db	*db = arg;
+
+	spool_sync(db->vw->spool);
 }
 
 static void
@@ -624,12 +650,30 @@ db_on_retry(evutil_socket_t fd, short events, void *arg)
 	db_connect(arg);
 }
 
+/* Room for n more bytes in the row being encoded. */
+static char *
+db_line_room(struct db *db, size_t n)
+{
+	if (db->line_len + n > db->line_cap) {
+		db->line_cap = (db->line_len + n) * 2;
+		db->line = xreallocarray(db->line, db->line_cap, 1);
+	}
+	return (db->line + db->line_len);
+}
+
+static void
+db_line_add(struct db *db, const void *p, size_t n)
+{
+	memcpy(db_line_room(db, n), p, n);
+	db->line_len += n;
+}
+
 /* Append s as COPY text: escaped, invalid UTF-8 replaced by U+FFFD. */
 static void
-db_copy_text(struct evbuffer *b, const char *s, size_t len)
+db_copy_text(struct db *db, const char *s)
 {
-	const unsigned char	*p = (const unsigned char *)s, *end = p + len;
-	const unsigned char	*run = p;
+	const unsigned char	*p = (const unsigned char *)s;
+	const unsigned char	*end = p + strlen(s), *run = p;
 	const char		*esc;
 	size_t			 n;
 
@@ -647,10 +691,11 @@ db_copy_text(struct evbuffer *b, const char *s, size_t len)
 		case '\r':
 			esc = "\\r";
 			break;
-		case '\0':
-			esc = "";	/* text cannot hold NUL */
-			break;
 		default:
+			if (*p >= 0x20 && *p < 0x80) {
+				p++;
+				continue;
+			}
 			if ((n = payload_utf8_char(p, end - p)) != 0) {
 				p += n;
 				continue;
@@ -658,21 +703,92 @@ db_copy_text(struct evbuffer *b, const char *s, size_t len)
 			esc = "\xef\xbf\xbd";
 			break;
 		}
-		evbuffer_add(b, run, p - run);
-		evbuffer_add(b, esc, strlen(esc));
+		db_line_add(db, run, p - run);
+		db_line_add(db, esc, strlen(esc));
 		run = ++p;
 	}
-	evbuffer_add(b, run, p - run);
+	db_line_add(db, run, p - run);
 }
 
-/* Append a double or \N. */
+/* Append a tab and a double, or \N. */
 static void
-db_copy_double(struct evbuffer *b, double v)
+db_copy_double(struct db *db, double v)
 {
-	if (isnan(v))
-		evbuffer_add(b, "\\N", 2);
+	int	n;
+
+	if (isnan(v)) {
+		db_line_add(db, "\t\\N", 3);
+		return;
+	}
+	n = snprintf(db_line_room(db, 32), 32, "\t%.10g", v);
+	db->line_len += n;
+}
+
+/* Append an integer. */
+static void
+db_copy_int(struct db *db, int64_t v)
+{
+	char	buf[24], *p = buf + sizeof buf;
+	int	neg = v < 0;
+
+	do {
+		*--p = '0' + (neg ? -(v % 10) : v % 10);
+		v /= 10;
+	} while (v != 0);
+	if (neg)
+		*--p = '-';
+	db_line_add(db, p, buf + sizeof buf - p);
+}
+
+/*
+ * Queue one encoded row of a type: r b o n (a reading, battery, offline,
+ * online) or j (a refused message). A new row is appended to the spool;
+ * a replayed one comes with its place there.
+ */
+static void
+db_queue(struct db *db, char type, const char *line, size_t len,
+    const struct spool_pos *pos)
+{
+	struct db_chunk	*ch = db_chunk_tail(db);
+
+	if (pos == NULL)
+		spool_append(db->vw->spool, type, line, len, &ch->end);
 	else
-		evbuffer_add_printf(b, "%.10g", v);
+		ch->end = *pos;
+	if (type == 'j') {
+		evbuffer_add(ch->rejected, line, len);
+		ch->nrejected++;
+	} else {
+		evbuffer_add(ch->readings, line, len);
+		ch->nreadings++;
+		if (type == 'r')
+			ch->ntemps++;
+	}
+	ch->bytes += len;
+	db->pend_bytes += len;
+	db->npend++;
+	db_pressure(db);
+	if (!db->burst_armed) {
+		db->burst_armed = 1;
+		event_active(&db->ev_burst, EV_TIMEOUT, 1);
+	}
+}
+
+/* A record read back from the spool at start. */
+void
+db_spool_replay(void *arg, char type, const char *line, size_t len,
+    const struct spool_pos *pos)
+{
+	struct db	*db = arg;
+
+	if (strchr("rbonj", type) == NULL || len == 0 ||
+	    line[len - 1] != '\n') {
+		metrics.spool_corrupt++;
+		log_warnx("spool: a record of unknown type 0x%02x; skipped",
+		    (unsigned char)type);
+		return;
+	}
+	db_queue(db, type, line, len, pos);
 }
 
 /* Queue a reading; the batch registers its sensor if new. */
@@ -681,26 +797,22 @@ db_push_reading(struct db *db, const char *source, const struct reading *r,
     int64_t received_us)
 {
 	static const char	 kinds[] = { 'r', 'b', 'o', 'n' };
-	struct db_chunk		*ch = db_chunk_tail(db);
-	struct evbuffer		*b = ch->readings;
 
-	db_copy_text(b, r->key, strlen(r->key));
-	evbuffer_add(b, "\t", 1);
-	db_copy_text(b, source, strlen(source));
-	evbuffer_add_printf(b, "\t%c\t%lld\t", kinds[r->kind],
-	    (long long)r->ts_us);
-	db_copy_double(b, r->kind == READING_TEMP ? r->temp_c : NAN);
-	evbuffer_add(b, "\t", 1);
-	db_copy_double(b, r->humidity);
-	evbuffer_add(b, "\t", 1);
-	db_copy_double(b, r->battery);
-	evbuffer_add_printf(b, "\t%lld\n", (long long)received_us);
-	ch->nreadings++;
-	db->npend++;
-	if (r->kind == READING_TEMP)
-		ch->ntemps++;
-	db_pressure(db);
-	db_maybe_flush(db);
+	db->line_len = 0;
+	db_copy_text(db, r->key);
+	db_line_add(db, "\t", 1);
+	db_copy_text(db, source);
+	db_line_add(db, "\t", 1);
+	db_line_add(db, &kinds[r->kind], 1);
+	db_line_add(db, "\t", 1);
+	db_copy_int(db, r->ts_us);
+	db_copy_double(db, r->kind == READING_TEMP ? r->temp_c : NAN);
+	db_copy_double(db, r->humidity);
+	db_copy_double(db, r->battery);
+	db_line_add(db, "\t", 1);
+	db_copy_int(db, received_us);
+	db_line_add(db, "\n", 1);
+	db_queue(db, kinds[r->kind], db->line, db->line_len, NULL);
 }
 
 /* Queue a refused message: its bytes are kept as they came. */
@@ -709,35 +821,29 @@ db_push_rejected(struct db *db, const char *topic, const void *payload,
     size_t len, const char *reason, const char *code, int64_t received_us)
 {
 	static const char	 hex[] = "0123456789abcdef";
-	struct db_chunk		*ch = db_chunk_tail(db);
-	struct evbuffer		*b = ch->rejected;
 	const unsigned char	*p = payload;
-	char			 buf[512];
-	size_t			 i, n = 0;
+	char			*out;
+	size_t			 i;
 
 	if (len > PAYLOAD_MAX_BYTES)
 		len = PAYLOAD_MAX_BYTES;	/* enough to see what it was */
-	evbuffer_add_printf(b, "%lld\t", (long long)received_us);
-	db_copy_text(b, topic, strlen(topic));
-	evbuffer_add(b, "\t\\\\x", 4);
+	db->line_len = 0;
+	db_copy_int(db, received_us);
+	db_line_add(db, "\t", 1);
+	db_copy_text(db, topic);
+	db_line_add(db, "\t\\\\x", 4);
+	out = db_line_room(db, len * 2);
 	for (i = 0; i < len; i++) {
-		buf[n++] = hex[p[i] >> 4];
-		buf[n++] = hex[p[i] & 15];
-		if (n == sizeof buf) {
-			evbuffer_add(b, buf, n);
-			n = 0;
-		}
+		*out++ = hex[p[i] >> 4];
+		*out++ = hex[p[i] & 15];
 	}
-	evbuffer_add(b, buf, n);
-	evbuffer_add(b, "\t", 1);
-	db_copy_text(b, reason, strlen(reason));
-	evbuffer_add(b, "\t", 1);
-	db_copy_text(b, code, strlen(code));
-	evbuffer_add(b, "\n", 1);
-	ch->nrejected++;
-	db->npend++;
-	db_pressure(db);
-	db_maybe_flush(db);
+	db->line_len += len * 2;
+	db_line_add(db, "\t", 1);
+	db_copy_text(db, reason);
+	db_line_add(db, "\t", 1);
+	db_copy_text(db, code);
+	db_line_add(db, "\n", 1);
+	db_queue(db, 'j', db->line, db->line_len, NULL);
 }
 
 struct db *
@@ -750,9 +856,21 @@ db_new(struct vialwatchd *vw)
 	db->fd = -1;
 	TAILQ_INIT(&db->pend);
 	evtimer_assign(&db->ev_flush, vw->base, db_on_flush, db);
+	evtimer_assign(&db->ev_burst, vw->base, db_on_burst, db);
+	event_assign(&db->ev_sync, vw->base, -1, EV_PERSIST, db_on_sync, db);
 	evtimer_assign(&db->ev_retry, vw->base, db_on_retry, db);
 	evtimer_assign(&db->ev_timeout, vw->base, db_on_timeout, db);
 	return (db);
+}
+
+/* Sync the spool every batch_max_delay. */
+static void
+db_sync_every(struct db *db)
+{
+	int64_t		ms = db->vw->conf->db_batch_max_delay_ms;
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_add(&db->ev_sync, &tv);
 }
 
 /* Connect in the background. */
@@ -761,6 +879,7 @@ db_start(struct db *db)
 {
 	struct timeval	tv = { 0, 0 };
 
+	db_sync_every(db);
 	evtimer_add(&db->ev_retry, &tv);
 }
 
@@ -768,6 +887,7 @@ db_start(struct db *db)
 void
 db_reconfigure(struct db *db, const struct conf *old)
 {
+	db_sync_every(db);
 	if (strcmp(old->db_conninfo, db->vw->conf->db_conninfo) == 0)
 		return;
 	log_info("database: reconnecting with the new conninfo");
@@ -797,6 +917,8 @@ db_free(struct db *db)
 		event_del(&db->ev_write);
 	}
 	event_del(&db->ev_flush);
+	event_del(&db->ev_burst);
+	event_del(&db->ev_sync);
 	event_del(&db->ev_retry);
 	event_del(&db->ev_timeout);
 	if (db->conn != NULL)
@@ -807,5 +929,6 @@ db_free(struct db *db)
 		db_chunk_free(ch);
 	}
 	free(db->copy_data);
+	free(db->line);
 	free(db);
 }

@@ -9,6 +9,7 @@
 
 struct vialwatchd;
 struct db;
+struct spool_pos;
 
 enum db_state {
 	DB_DISCONNECTED,
@@ -25,6 +26,7 @@ enum db_state	 db_state(struct db *);
 const char	*db_state_name(enum db_state);
 int		 db_connected(struct db *);
 size_t		 db_pending(struct db *);
+size_t		 db_pending_bytes(struct db *);
 
 /* Queue one decoded reading from a source; flushed in batches. */
 void		 db_push_reading(struct db *, const char *,
@@ -32,6 +34,9 @@ void		 db_push_reading(struct db *, const char *,
 /* Queue a refused message with its reason. */
 void		 db_push_rejected(struct db *, const char *, const void *,
 		     size_t, const char *, const char *, int64_t);
+/* spool_open's replay callback: queue a record again. */
+void		 db_spool_replay(void *, char, const char *, size_t,
+		    const struct spool_pos *);
 /* Flush now, and call vw_drained() once nothing is left. */
 void		 db_drain(struct db *);
 

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "spool.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
@@ -43,7 +44,10 @@ http_reply(struct evhttp_request *req, int code, const char *reason,
 	evhttp_send_reply(req, code, reason, body);
 }
 
-/* GET /healthz: 200 when MQTT and the database are connected, else 503. */
+/*
+ * GET /healthz: 200 when MQTT and the database are connected and the spool
+ * can be written, else 503.
+ */
 static void
 http_healthz(struct evhttp_request *req, void *arg)
 {
@@ -51,15 +55,19 @@ http_healthz(struct evhttp_request *req, void *arg)
 	struct vialwatchd	*vw = http->vw;
 	struct evbuffer		*b;
 	enum mqtt_state		 ms = mqtt_state(vw->mqtt);
+	const char		*spool;
 	int			 ok;
 
-	ok = ms == MQTT_CONNECTED && db_connected(vw->db);
+	spool = spool_error(vw->spool);
+	ok = ms == MQTT_CONNECTED && db_connected(vw->db) && spool == NULL;
 	b = evbuffer_new();
 	evbuffer_add_printf(b, "{\"status\":\"%s\",\"mqtt\":\"%s\","
-	    "\"database\":\"%s\",\"readings_pending\":%zu,"
-	    "\"readings_stored\":%llu}\n", ok ? "ok" : "unavailable",
-	    mqtt_state_name(ms), db_state_name(db_state(vw->db)),
-	    db_pending(vw->db), (unsigned long long)metrics.readings_stored);
+	    "\"database\":\"%s\",\"spool\":\"%s\",\"spool_bytes\":%llu,"
+	    "\"readings_pending\":%zu,\"readings_stored\":%llu}\n",
+	    ok ? "ok" : "unavailable", mqtt_state_name(ms),
+	    db_state_name(db_state(vw->db)), spool == NULL ? "ok" : spool,
+	    (unsigned long long)spool_bytes(vw->spool), db_pending(vw->db),
+	    (unsigned long long)metrics.readings_stored);
 	http_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
 	    "application/json", b);
 	evbuffer_free(b);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "spool.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
@@ -148,6 +149,9 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 		return;
 	}
 	conf_bind_metrics(c);
+	if (strcmp(c->state_dir, vw->conf->state_dir) != 0)
+		log_warnx("reload: a new state_dir takes effect at restart; "
+		    "the spool stays in %s", vw->conf->state_dir);
 	old = vw->conf;
 	vw->conf = c;
 	log_set_level(debug_flag ? LOG_LEVEL_DEBUG : c->log_level);
@@ -304,6 +308,9 @@ main(int argc, char **argv)
 	state_dir_open(vw.conf->state_dir);
 	vw.db = db_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
+	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
+	    &cause)) == NULL)
+		fatalx("%s", cause);
 	if ((vw.http = http_new(&vw, &cause)) == NULL)
 		fatalx("http: %s", cause);
 	setup_events(&vw);
@@ -319,6 +326,7 @@ main(int argc, char **argv)
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
 	db_free(vw.db);
+	spool_free(vw.spool);
 	event_base_free(vw.base);
 	conf_free(vw.conf);
 	free(conf_path);

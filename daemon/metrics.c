@@ -11,6 +11,7 @@
 #include "db.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "spool.h"
 #include "vialwatchd.h"
 
 struct metrics metrics;
@@ -74,6 +75,15 @@ metrics_header(struct evbuffer *b, const char *name, const char *type,
 	    name, type);
 }
 
+/* A metric with one value and no labels. */
+static void
+metrics_one(struct evbuffer *b, const char *name, const char *type,
+    const char *help, unsigned long long value)
+{
+	metrics_header(b, name, type, help);
+	evbuffer_add_printf(b, "%s %llu\n", name, value);
+}
+
 static void
 metrics_render_ingest(struct evbuffer *b)
 {
@@ -100,14 +110,12 @@ metrics_render_ingest(struct evbuffer *b)
 		    (unsigned long long)metrics.rejected[i]);
 	}
 
-	metrics_header(b, "vialwatch_readings_stored_total", "counter",
-	    "Readings committed to vialwatch.reading.");
-	evbuffer_add_printf(b, "vialwatch_readings_stored_total %llu\n",
-	    (unsigned long long)metrics.readings_stored);
-	metrics_header(b, "vialwatch_readings_duplicate_total", "counter",
-	    "Readings already stored (redeliveries), skipped.");
-	evbuffer_add_printf(b, "vialwatch_readings_duplicate_total %llu\n",
-	    (unsigned long long)metrics.readings_duplicate);
+	metrics_one(b, "vialwatch_readings_stored_total", "counter",
+	    "Readings committed to vialwatch.reading.",
+	    metrics.readings_stored);
+	metrics_one(b, "vialwatch_readings_duplicate_total", "counter",
+	    "Readings already stored (redeliveries), skipped.",
+	    metrics.readings_duplicate);
 }
 
 static void
@@ -134,10 +142,30 @@ metrics_render_batches(struct evbuffer *b)
 	    "vialwatch_batch_seconds_count %llu\n",
 	    (unsigned long long)metrics.batches, metrics.batch_seconds_sum,
 	    (unsigned long long)metrics.batches);
-	metrics_header(b, "vialwatch_batch_errors_total", "counter",
-	    "Batches that failed and were retried.");
-	evbuffer_add_printf(b, "vialwatch_batch_errors_total %llu\n",
-	    (unsigned long long)metrics.batch_errors);
+	metrics_one(b, "vialwatch_batch_errors_total", "counter",
+	    "Batches that failed and were retried.",
+	    metrics.batch_errors);
+}
+
+static void
+metrics_render_spool(struct vialwatchd *vw, struct evbuffer *b)
+{
+	metrics_one(b, "vialwatch_spool_bytes", "gauge",
+	    "Bytes in the spool that the database does not have yet.",
+	    spool_bytes(vw->spool));
+	metrics_one(b, "vialwatch_spool_replayed_total", "counter",
+	    "Records read back from the spool at start.",
+	    metrics.spool_replayed);
+	metrics_one(b, "vialwatch_spool_corrupt_total", "counter",
+	    "Corrupt spool records skipped at start.",
+	    metrics.spool_corrupt);
+	metrics_one(b, "vialwatch_spool_write_errors_total", "counter",
+	    "Failed writes to the spool (e.g. disk full).",
+	    metrics.spool_write_errors);
+	metrics_one(b, "vialwatch_spool_unwritten_total", "counter",
+	    "Records kept in memory only because the spool could not be "
+	    "written.",
+	    metrics.spool_unwritten);
 }
 
 /* Write every metric into b. */
@@ -146,25 +174,24 @@ metrics_render(struct vialwatchd *vw, struct evbuffer *b)
 {
 	metrics_render_ingest(b);
 	metrics_render_batches(b);
+	metrics_render_spool(vw, b);
 
-	metrics_header(b, "vialwatch_readings_pending", "gauge",
-	    "Readings and rejected messages waiting for the database.");
-	evbuffer_add_printf(b, "vialwatch_readings_pending %zu\n",
+	metrics_one(b, "vialwatch_readings_pending", "gauge",
+	    "Readings and rejected messages waiting for the database.",
 	    db_pending(vw->db));
-	metrics_header(b, "vialwatch_mqtt_connected", "gauge",
-	    "1 when connected to the MQTT broker.");
-	evbuffer_add_printf(b, "vialwatch_mqtt_connected %d\n",
+	metrics_one(b, "vialwatch_readings_pending_bytes", "gauge",
+	    "Memory held by them, bounded by [database] max_pending.",
+	    db_pending_bytes(vw->db));
+	metrics_one(b, "vialwatch_mqtt_connected", "gauge",
+	    "1 when connected to the MQTT broker.",
 	    mqtt_state(vw->mqtt) == MQTT_CONNECTED);
-	metrics_header(b, "vialwatch_mqtt_connects_total", "counter",
-	    "Successful connections to the broker.");
-	evbuffer_add_printf(b, "vialwatch_mqtt_connects_total %llu\n",
-	    (unsigned long long)metrics.mqtt_connects);
-	metrics_header(b, "vialwatch_db_connected", "gauge",
-	    "1 when connected to PostgreSQL.");
-	evbuffer_add_printf(b, "vialwatch_db_connected %d\n",
+	metrics_one(b, "vialwatch_mqtt_connects_total", "counter",
+	    "Successful connections to the broker.",
+	    metrics.mqtt_connects);
+	metrics_one(b, "vialwatch_db_connected", "gauge",
+	    "1 when connected to PostgreSQL.",
 	    db_connected(vw->db));
-	metrics_header(b, "vialwatch_db_connects_total", "counter",
-	    "Successful connections to PostgreSQL.");
-	evbuffer_add_printf(b, "vialwatch_db_connects_total %llu\n",
-	    (unsigned long long)metrics.db_connects);
+	metrics_one(b, "vialwatch_db_connects_total", "counter",
+	    "Successful connections to PostgreSQL.",
+	    metrics.db_connects);
 }

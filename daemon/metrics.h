@@ -29,6 +29,10 @@ struct metrics {
 	double		 batch_seconds_sum;
 	uint64_t	 mqtt_connects;
 	uint64_t	 db_connects;
+	uint64_t	 spool_replayed;
+	uint64_t	 spool_corrupt;
+	uint64_t	 spool_write_errors;
+	uint64_t	 spool_unwritten;
 };
 
 extern struct metrics metrics;

@@ -46,6 +46,7 @@ struct mqtt {
 	struct event		 ev_write;
 	struct event		 ev_misc;
 	struct event		 ev_retry;
+	struct event		 ev_pause;
 	struct ratelimit	 rl_unmatched;
 	struct ratelimit	*rl_sources;	/* one per [source] */
 	int			*sub_mids;	/* SUBSCRIBE message ids */
@@ -61,6 +62,7 @@ static const char *mqtt_state_names[] = {
 
 static void	mqtt_connect(struct mqtt *);
 static void	mqtt_lost(struct mqtt *, const char *);
+static void	mqtt_leave(evutil_socket_t, short, void *);
 
 const char *
 mqtt_state_name(enum mqtt_state s)
@@ -486,6 +488,7 @@ mqtt_new(struct vialwatchd *vw)
 	m->vw = vw;
 	m->fd = -1;
 	evtimer_assign(&m->ev_retry, vw->base, mqtt_retry, m);
+	evtimer_assign(&m->ev_pause, vw->base, mqtt_leave, m);
 	m->dns = evdns_base_new(vw->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	if (m->dns == NULL)
 		log_warnx("mqtt: no asynchronous DNS; host names resolve "
@@ -500,6 +503,8 @@ mqtt_start(struct mqtt *m)
 {
 	struct timeval	tv = { 0, 0 };
 
+	if (m->paused)
+		return;		/* mqtt_pause() starts it again */
 	evtimer_add(&m->ev_retry, &tv);
 }
 
@@ -580,10 +585,30 @@ mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 	mqtt_start(m);
 }
 
+/* Leave the broker for backpressure, outside libmosquitto's callbacks. */
+static void
+mqtt_leave(evutil_socket_t fd, short events, void *arg)
+{
+	struct mqtt	*m = arg;
+
+	if (!m->paused)
+		return;		/* the database caught up meanwhile */
+	log_warnx("mqtt: too many readings wait for the database; "
+	    "leaving the broker until they are stored");
+	event_del(&m->ev_retry);
+	if (m->fd != -1) {
+		mosquitto_disconnect(m->mosq);
+		mosquitto_loop_write(m->mosq, 1);
+	}
+	mqtt_unregister(m);
+	mqtt_set_state(m, MQTT_DISCONNECTED);
+}
+
 /*
  * Backpressure: while the database is behind, leave the broker. Our
  * persistent session makes it queue for us; a connection that stopped
- * reading would only time out on keepalive.
+ * reading would only time out on keepalive. Called from the message
+ * callback, where libmosquitto holds its locks: the leaving is deferred.
  */
 void
 mqtt_pause(struct mqtt *m, int pause)
@@ -592,17 +617,11 @@ mqtt_pause(struct mqtt *m, int pause)
 		return;
 	m->paused = pause;
 	if (pause) {
-		log_warnx("mqtt: too many readings wait for the database; "
-		    "leaving the broker until they are stored");
-		event_del(&m->ev_retry);
-		if (m->fd != -1) {
-			mosquitto_disconnect(m->mosq);
-			mosquitto_loop_write(m->mosq, 1);
-		}
-		mqtt_unregister(m);
-		mqtt_set_state(m, MQTT_DISCONNECTED);
+		event_active(&m->ev_pause, EV_TIMEOUT, 1);
 		return;
 	}
+	if (m->state != MQTT_DISCONNECTED)
+		return;		/* it never left */
 	log_info("mqtt: the database caught up; connecting again");
 	m->backoff_ms = 0;
 	if (!m->stopping)
@@ -615,6 +634,7 @@ mqtt_stop(struct mqtt *m)
 {
 	m->stopping = 1;
 	event_del(&m->ev_retry);
+	event_del(&m->ev_pause);
 	if (m->state == MQTT_CONNECTED) {
 		mosquitto_disconnect(m->mosq);
 		mosquitto_loop_write(m->mosq, 1);

@@ -9,6 +9,7 @@ struct conf;
 struct mqtt;
 struct db;
 struct http;
+struct spool;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -16,6 +17,7 @@ struct vialwatchd {
 	struct mqtt		*mqtt;
 	struct db		*db;
 	struct http		*http;
+	struct spool		*spool;
 	int			 stopping;
 };
 

@@ -180,7 +180,8 @@ def merge_config(config, overrides):
 @pytest.fixture
 def daemon(base_config, clean_db, tmp_path, request):
     """Factory: make_daemon(overrides=None, wait=True, env=None, args=(),
-    **section_overrides) starts vialwatchd with the session's servers.
+    binary=None, **section_overrides) starts vialwatchd (or binary, a
+    program that runs it) with the session's servers.
 
     Sections with a blank in their name ("source esp") go in overrides.
     With wait=True it returns once /healthz says 200.  Every daemon is
@@ -188,11 +189,12 @@ def daemon(base_config, clean_db, tmp_path, request):
     """
     started = []
 
-    def make_daemon(overrides=None, wait=True, env=None, args=(), **sections):
+    def make_daemon(overrides=None, wait=True, env=None, args=(),
+                    binary=None, **sections):
         n = next(_serial)
         config = merge_config(base_config(n), {**(overrides or {}), **sections})
-        d = Daemon(tmp_path / f"daemon-{n}", config, binary=VIALWATCHD,
-                   env=env, args=args)
+        d = Daemon(tmp_path / f"daemon-{n}", config,
+                   binary=binary or VIALWATCHD, env=env, args=args)
         started.append(d)
         d.start()
         if wait:

@@ -13,6 +13,7 @@ from conftest import SQLDIR, migrate
 from servers import free_port, run_ctl
 
 _dbs = itertools.count(1)
+MIGRATIONS = sorted(SQLDIR.glob("[0-9]*.sql"))
 
 
 @pytest.fixture
@@ -88,7 +89,8 @@ def test_fresh_database(pg, fresh_db, tmp_path):
                          "values ('email', 'b@clinic.example', 'exc-1-tier-1')")
 
 
-@pytest.mark.parametrize("view", ["fridge_status"])
+@pytest.mark.parametrize("view", ["fridge_status", "daily_summary",
+                                  "excursion_report"])
 def test_admin_views(pg, view):
     with connect(pg, "vialwatch") as conn:
         assert conn.execute("select to_regclass(%s)", [f"vialwatch.{view}"]
@@ -123,7 +125,7 @@ def test_roles(pg, fresh_db, tmp_path):
 def test_second_run_changes_nothing(pg, fresh_db, tmp_path):
     assert migrate(pg, fresh_db, tmp_path).returncode == 0
     rows, rels = applied(pg, fresh_db), relations(pg, fresh_db)
-    assert len(rows) == 1
+    assert len(rows) == len(MIGRATIONS)
 
     r = migrate(pg, fresh_db, tmp_path)
     assert r.returncode == 0, r.stderr
@@ -139,16 +141,17 @@ def test_failed_migration_is_rolled_back(pg, fresh_db, tmp_path):
 
     sqldir = tmp_path / "sql"
     sqldir.mkdir()
-    shutil.copy(SQLDIR / "001_init.sql", sqldir)
-    broken = sqldir / "002_broken.sql"
+    for f in MIGRATIONS:
+        shutil.copy(f, sqldir)
+    broken = sqldir / "999_broken.sql"
     broken.write_text("create table vialwatch.half_done (id int);\n"
                       "select 1 / 0;\n")
 
     r = migrate(pg, fresh_db, tmp_path, sqldir=sqldir)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "002_broken.sql" in r.stderr
+    assert "999_broken.sql" in r.stderr
     assert "division by zero" in r.stderr
-    assert "applied 002_broken.sql" not in r.stdout
+    assert "applied 999_broken.sql" not in r.stdout
     with connect(pg, fresh_db) as conn:
         assert conn.execute("select to_regclass('vialwatch.half_done')"
                             ).fetchone()[0] is None
@@ -158,11 +161,11 @@ def test_failed_migration_is_rolled_back(pg, fresh_db, tmp_path):
     broken.write_text("create table vialwatch.half_done (id int);\n")
     r = migrate(pg, fresh_db, tmp_path, sqldir=sqldir)
     assert r.returncode == 0, r.stderr
-    assert re.findall(r"^applied .*$", r.stdout, re.M) == ["applied 002_broken.sql"]
+    assert re.findall(r"^applied .*$", r.stdout, re.M) == ["applied 999_broken.sql"]
     with connect(pg, fresh_db) as conn:
         assert conn.execute("select to_regclass('vialwatch.half_done')"
                             ).fetchone()[0] is not None
-    assert len(applied(pg, fresh_db)) == 2
+    assert len(applied(pg, fresh_db)) == len(MIGRATIONS) + 1
 
 
 def test_unreachable_database(tmp_path):
