@@ -36,6 +36,9 @@ static const struct ctl_command ctl_commands[] = {
 	{ "status", "", "summary of the database", 0, 0, ctl_status },
 	{ "sensors", "", "list the sensors, unassigned ones marked", 0, 0,
 	    ctl_sensors },
+	{ "report", "--fridge ID --month YYYY-MM [-o file]",
+	    "a fridge's temperature log for a month, as CSV", 2, 16,
+	    ctl_report },
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 

@@ -31,4 +31,7 @@ int		 ctl_exec(struct ctl *, const char *);
 /* ctl-migrate.c */
 int		 ctl_migrate(struct ctl *, int, char **);
 
+/* ctl-report.c */
+int		 ctl_report(struct ctl *, int, char **);
+
 #endif

@@ -1,0 +1,323 @@
+/*
+ * vialwatchctl report: a fridge's temperature log for one month as CSV
+ * (RFC 4180), one row per clinic-local day, from vialwatch.daily_summary
+ * and vialwatch.excursion_report.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "ctl.h"
+
+/* What the command was asked for. */
+struct report_args {
+	const char	*fridge;	/* digits */
+	char		 month[11];	/* YYYY-MM-01 */
+	const char	*output;	/* NULL or "-": standard output */
+};
+
+/*
+ * One row per day of the month ($2, its first day) for fridge $1, or none
+ * when there is no such fridge.  An excursion is listed on every day it
+ * overlaps, one per line in each of its columns, in clinic-local time.
+ */
+static const char report_sql[] =
+    "with f as ("
+    "  select f.id, f.name, f.low_c, f.high_c, c.name as clinic,"
+    "      c.timezone"
+    "  from vialwatch.fridge f"
+    "  join vialwatch.clinic c on c.id = f.clinic_id"
+    "  where f.id = $1::bigint"
+    "), d as ("
+    "  select g::date as day, g at time zone f.timezone as day_start,"
+    "      (g + interval '1 day') at time zone f.timezone as day_end"
+    "  from f, generate_series($2::date::timestamp,"
+    "      $2::date + interval '1 month' - interval '1 day',"
+    "      interval '1 day') g"
+    "), ds as ("
+    "  select * from vialwatch.daily_summary"
+    "  where fridge_id = $1::bigint and day >= $2::date"
+    "      and day < ($2::date + interval '1 month')::date"
+    ") "
+    "select f.clinic, f.name, f.timezone, f.low_c, f.high_c,"
+    "    to_char(d.day, 'YYYY-MM-DD'),"
+    "    round(ds.min_c::numeric, 2), round(ds.max_c::numeric, 2),"
+    "    round(ds.mean_c::numeric, 2), round(ds.mkt_c::numeric, 2),"
+    "    round(ds.minutes_out::numeric, 1), ds.readings,"
+    "    round((extract(epoch from ds.longest_gap) / 60)::numeric, 1),"
+    "    case when ds.day is not null or x.n > 0 then x.n end,"
+    "    x.kind, x.started, x.ended, x.peak, x.lots, x.acked_by,"
+    "    x.acked_at, x.action "
+    "from f cross join d "
+    "left join ds on ds.day = d.day "
+    "left join lateral ("
+    "  select count(*) as n,"
+    "    string_agg(e.kind, e'\\n' order by e.started_at, e.excursion_id)"
+    "        as kind,"
+    "    string_agg(to_char(e.started_at at time zone f.timezone,"
+    "        'YYYY-MM-DD HH24:MI'), e'\\n'"
+    "        order by e.started_at, e.excursion_id) as started,"
+    "    string_agg(coalesce(to_char(e.ended_at at time zone f.timezone,"
+    "        'YYYY-MM-DD HH24:MI'), ''), e'\\n'"
+    "        order by e.started_at, e.excursion_id) as ended,"
+    "    string_agg(coalesce(round(e.peak_c::numeric, 2)::text, ''), e'\\n'"
+    "        order by e.started_at, e.excursion_id) as peak,"
+    "    string_agg(array_to_string(e.lots, ', '), e'\\n'"
+    "        order by e.started_at, e.excursion_id) as lots,"
+    "    string_agg(coalesce(regexp_replace(e.acked_by, '\\s+', ' ', 'g'),"
+    "        ''), e'\\n' order by e.started_at, e.excursion_id) as acked_by,"
+    "    string_agg(coalesce(to_char(e.acked_at at time zone f.timezone,"
+    "        'YYYY-MM-DD HH24:MI'), ''), e'\\n'"
+    "        order by e.started_at, e.excursion_id) as acked_at,"
+    "    string_agg(coalesce(regexp_replace(e.action_note, '\\s+', ' ',"
+    "        'g'), ''), e'\\n' order by e.started_at, e.excursion_id)"
+    "        as action"
+    "  from vialwatch.excursion_report e"
+    "  where e.fridge_id = f.id and e.started_at < d.day_end"
+    "      and (e.ended_at is null or e.ended_at > d.day_start"
+    "      or e.started_at >= d.day_start)"
+    ") x on true "
+    "order by d.day";
+
+/* The header row; a column marked text holds free text (see csv_field). */
+static const struct {
+	const char	*name;
+	int		 text;
+} report_columns[] = {
+	{ "clinic", 1 },
+	{ "fridge", 1 },
+	{ "timezone", 1 },
+	{ "low_c", 0 },
+	{ "high_c", 0 },
+	{ "date", 0 },
+	{ "min_c", 0 },
+	{ "max_c", 0 },
+	{ "mean_c", 0 },
+	{ "mkt_c", 0 },
+	{ "minutes_out", 0 },
+	{ "readings", 0 },
+	{ "longest_gap_min", 0 },
+	{ "excursions", 0 },
+	{ "excursion_kind", 0 },
+	{ "excursion_started", 0 },
+	{ "excursion_ended", 0 },
+	{ "excursion_peak_c", 0 },
+	{ "affected_lots", 1 },
+	{ "acknowledged_by", 1 },
+	{ "acknowledged_at", 0 },
+	{ "action", 1 },
+};
+#define REPORT_NCOLUMNS (sizeof report_columns / sizeof report_columns[0])
+
+/*
+ * Write one CSV field, quoted when it must be (RFC 4180).  A spreadsheet
+ * runs a cell starting with = + - @ as a formula: free text (a note typed
+ * on the acknowledgement page) gets a leading ' so that it stays text.
+ */
+static void
+report_field(FILE *f, const char *s, int text)
+{
+	const char	*p;
+	int		 guard;
+
+	guard = text && *s != '\0' && strchr("=+-@\t\r", *s) != NULL;
+	if (!guard && strpbrk(s, ",\"\r\n") == NULL) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	if (guard)
+		fputc('\'', f);
+	for (p = s; *p != '\0'; p++) {
+		if (*p == '"')
+			fputc('"', f);
+		fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* Write the header and the rows of res. */
+static void
+report_write(FILE *f, PGresult *res)
+{
+	size_t	j;
+	int	i;
+
+	for (j = 0; j < REPORT_NCOLUMNS; j++) {
+		if (j > 0)
+			fputc(',', f);
+		fputs(report_columns[j].name, f);
+	}
+	fputs("\r\n", f);
+	for (i = 0; i < PQntuples(res); i++) {
+		for (j = 0; j < REPORT_NCOLUMNS; j++) {
+			if (j > 0)
+				fputc(',', f);
+			report_field(f, PQgetvalue(res, i, (int)j),
+			    report_columns[j].text);
+		}
+		fputs("\r\n", f);
+	}
+}
+
+/*
+ * Write res to path, or to standard output; 0, or -1 (reported).  A file
+ * this created is removed if writing fails; an existing one (a device,
+ * say) is not.
+ */
+static int
+report_output(const char *path, PGresult *res)
+{
+	FILE		*f = stdout;
+	struct stat	 sb;
+	const char	*name = "standard output";
+	int		 created = 0, failed;
+
+	if (path != NULL) {
+		name = path;
+		created = lstat(path, &sb) == -1 && errno == ENOENT;
+		if ((f = fopen(path, "w")) == NULL) {
+			ctl_warnx("%s: %s", path, strerror(errno));
+			return (-1);
+		}
+	}
+	errno = 0;
+	report_write(f, res);
+	failed = fflush(f) != 0 || ferror(f);
+	if (f != stdout && fclose(f) != 0)
+		failed = 1;
+	if (!failed)
+		return (0);
+	ctl_warnx("%s: %s", name, errno != 0 ? strerror(errno) :
+	    "write error");
+	if (created)
+		unlink(path);
+	return (-1);
+}
+
+/* If s is a positive decimal number that fits a bigint, 0; else -1. */
+static int
+report_check_id(const char *s)
+{
+	size_t	len = strspn(s, "0123456789");
+
+	if (len == 0 || s[len] != '\0' || len > 19 || strspn(s, "0") == len)
+		return (-1);
+	if (len == 19 && strcmp(s, "9223372036854775807") > 0)
+		return (-1);
+	return (0);
+}
+
+/* Turn YYYY-MM into the date of its first day; 0, or -1 if malformed. */
+static int
+report_check_month(const char *s, char out[11])
+{
+	int	month;
+
+	if (strlen(s) != 7 || strspn(s, "0123456789") != 4 || s[4] != '-' ||
+	    strspn(s + 5, "0123456789") != 2)
+		return (-1);
+	month = (s[5] - '0') * 10 + s[6] - '0';
+	if (month < 1 || month > 12 || strncmp(s, "0000", 4) == 0)
+		return (-1);
+	snprintf(out, 11, "%.7s-01", s);
+	return (0);
+}
+
+/* Parse the options; 0, -1 for bad values (reported) or CTL_USAGE. */
+static int
+report_parse(int argc, char **argv, struct report_args *args)
+{
+	static const struct option	 longopts[] = {
+		{ "fridge", required_argument, NULL, 'f' },
+		{ "month", required_argument, NULL, 'm' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char			*month = NULL;
+	int				 ch;
+
+	memset(args, 0, sizeof *args);
+	/* 0, not 1: glibc and the BSDs then reset their parsing state. */
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+f:m:o:", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			args->fridge = optarg;
+			break;
+		case 'm':
+			month = optarg;
+			break;
+		case 'o':
+			args->output = optarg;
+			break;
+		default:
+			return (CTL_USAGE);
+		}
+	}
+	if (optind != argc) {
+		ctl_warnx("report: unexpected argument: %s", argv[optind]);
+		return (CTL_USAGE);
+	}
+	if (args->fridge == NULL || month == NULL) {
+		ctl_warnx("report: --fridge and --month are required");
+		return (CTL_USAGE);
+	}
+	if (report_check_id(args->fridge) != 0) {
+		ctl_warnx("report: bad fridge id \"%s\": expected a number",
+		    args->fridge);
+		return (-1);
+	}
+	if (report_check_month(month, args->month) != 0) {
+		ctl_warnx("report: bad month \"%s\": expected YYYY-MM", month);
+		return (-1);
+	}
+	if (args->output != NULL && strcmp(args->output, "-") == 0)
+		args->output = NULL;
+	return (0);
+}
+
+/* vialwatchctl report --fridge ID --month YYYY-MM [-o FILE] */
+int
+ctl_report(struct ctl *ctl, int argc, char **argv)
+{
+	struct report_args	 args;
+	const char		*params[2];
+	PGresult		*res;
+	int			 rc;
+
+	if ((rc = report_parse(argc, argv, &args)) != 0)
+		return (rc == CTL_USAGE ? CTL_USAGE : 1);
+	params[0] = args.fridge;
+	params[1] = args.month;
+	ctl->context = "report";
+	/*
+	 * The planner takes generate_series for 1000 days, not 31: on a big
+	 * database it would JIT-compile a query that runs in milliseconds.
+	 */
+	res = NULL;
+	if (ctl_exec(ctl, "set jit = off") == 0)
+		res = ctl_query(ctl, report_sql, 2, params);
+	ctl->context = NULL;
+	if (res == NULL)
+		return (1);
+	if (PQntuples(res) == 0) {
+		ctl_warnx("report: no fridge with id %s", args.fridge);
+		PQclear(res);
+		return (1);
+	}
+	rc = report_output(args.output, res) == 0 ? 0 : 1;
+	PQclear(res);
+	return (rc);
+}
