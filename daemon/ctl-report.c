@@ -205,19 +205,6 @@ report_output(const char *path, PGresult *res)
 	return (-1);
 }
 
-/* If s is a positive decimal number that fits a bigint, 0; else -1. */
-static int
-report_check_id(const char *s)
-{
-	size_t	len = strspn(s, "0123456789");
-
-	if (len == 0 || s[len] != '\0' || len > 19 || strspn(s, "0") == len)
-		return (-1);
-	if (len == 19 && strcmp(s, "9223372036854775807") > 0)
-		return (-1);
-	return (0);
-}
-
 /* Turn YYYY-MM into the date of its first day; 0, or -1 if malformed. */
 static int
 report_check_month(const char *s, char out[11])
@@ -274,7 +261,7 @@ report_parse(int argc, char **argv, struct report_args *args)
 		ctl_warnx("report: --fridge and --month are required");
 		return (CTL_USAGE);
 	}
-	if (report_check_id(args->fridge) != 0) {
+	if (ctl_check_id(args->fridge) != 0) {
 		ctl_warnx("report: bad fridge id \"%s\": expected a number",
 		    args->fridge);
 		return (-1);

@@ -36,11 +36,34 @@ static const struct ctl_command ctl_commands[] = {
 	{ "status", "", "summary of the database", 0, 0, ctl_status },
 	{ "sensors", "", "list the sensors, unassigned ones marked", 0, 0,
 	    ctl_sensors },
+	{ "fridges", "", "list the fridges: limits, sensors, state", 0, 0,
+	    ctl_fridges },
+	{ "assign", "SENSOR FRIDGE|--none",
+	    "assign a sensor (key or id) to a fridge (id)", 2, 2, ctl_assign },
+	{ "unassign", "SENSOR", "take a sensor off its fridge", 1, 1,
+	    ctl_unassign },
+	{ "lots", "[--fridge ID]", "list the lots and their status", 0, 16,
+	    ctl_lots },
+	{ "lots", "release|discard ID --by NAME --note TEXT",
+	    "decide on a quarantined lot", 0, 16, ctl_lots },
 	{ "report", "--fridge ID --month YYYY-MM [-o file]",
 	    "a fridge's temperature log for a month, as CSV", 2, 16,
 	    ctl_report },
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
+
+/* If s is a positive decimal number that fits a bigint, 0; else -1. */
+int
+ctl_check_id(const char *s)
+{
+	size_t	len = strspn(s, "0123456789");
+
+	if (len == 0 || s[len] != '\0' || len > 19 || strspn(s, "0") == len)
+		return (-1);
+	if (len == 19 && strcmp(s, "9223372036854775807") > 0)
+		return (-1);
+	return (0);
+}
 
 /* Print a message for the user, prefixed with the program name. */
 void

@@ -22,6 +22,7 @@ struct ctl {
 
 /* ctl.c */
 void		 ctl_warnx(const char *, ...) PRINTFLIKE(1, 2);
+int		 ctl_check_id(const char *);
 void		 ctl_pg_error(struct ctl *, const PGresult *, const char *,
 		     int);
 PGresult	*ctl_query(struct ctl *, const char *, int,
@@ -30,6 +31,12 @@ int		 ctl_exec(struct ctl *, const char *);
 
 /* ctl-migrate.c */
 int		 ctl_migrate(struct ctl *, int, char **);
+
+/* ctl-fridge.c */
+int		 ctl_fridges(struct ctl *, int, char **);
+int		 ctl_assign(struct ctl *, int, char **);
+int		 ctl_unassign(struct ctl *, int, char **);
+int		 ctl_lots(struct ctl *, int, char **);
 
 /* ctl-report.c */
 int		 ctl_report(struct ctl *, int, char **);

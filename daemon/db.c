@@ -4,8 +4,9 @@
  * in chunks; a chunk goes as one batch, one round trip: COPY into
  * temporary tables, then set-based inserts that register new sensors and
  * skip readings already stored. Batches are group commits: one is sent as
- * soon as the previous one is committed, with whatever arrived meanwhile,
- * so a slow database gets big batches and a quiet one low latency.
+ * soon as the previous one is committed (and its first row has waited
+ * DB_GATHER_MS), with whatever arrived meanwhile, so a slow database gets
+ * big batches and a quiet one low latency.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -36,6 +37,12 @@
 #define DB_BACKOFF_MAX_MS	30000
 /* A connect or a batch that takes longer means the server is gone. */
 #define DB_TIMEOUT_S		30
+/*
+ * With the connection free, the first row waiting is sent after this
+ * long, with whatever came meanwhile: a trickle of readings makes a few
+ * dozen commits a second, not one per reading.
+ */
+#define DB_GATHER_MS		20
 
 enum db_op {
 	OP_NONE,
@@ -54,6 +61,7 @@ struct db_chunk {
 	size_t			 bytes;
 	struct spool_pos	 end;		/* spool place after its rows */
 	int			 failed;	/* takes no more rows */
+	int			 safe;		/* holds rows already stored */
 	TAILQ_ENTRY(db_chunk)	 entry;
 };
 TAILQ_HEAD(db_chunks, db_chunk);
@@ -68,6 +76,7 @@ struct db {
 	struct event		 ev_write;
 	struct event		 ev_flush;
 	struct event		 ev_burst;
+	struct event		 ev_gather;
 	struct event		 ev_sync;
 	struct event		 ev_retry;
 	struct event		 ev_timeout;
@@ -75,6 +84,8 @@ struct db {
 	int64_t			 fail_backoff_ms;
 	int			 holding;	/* a batch failed: wait */
 	int			 burst_armed;
+	int			 gather_armed;
+	int64_t			 first_ms;	/* when pend stopped being empty */
 	int			 draining;
 
 	struct db_chunks	 pend;		/* waiting, oldest first */
@@ -90,6 +101,7 @@ struct db {
 	int			 copy_index;	/* 0 readings, 1 rejected */
 	int			 copy_ending;
 	int			 batch_failed;
+	int			 batch_stored_twice;	/* unique_violation */
 	long long		 batch_stored;
 	int64_t			 batch_started_ms;
 	struct ratelimit	 rl_error;
@@ -115,34 +127,54 @@ static const char db_setup_sql[] =
     " + m * interval '1 month')::date) from generate_series(0, 3) m";
 
 #define DB_TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
-static const char db_batch_sql[] =
-    "copy pg_temp.reading_in from stdin;"
-    "copy pg_temp.rejected_in from stdin;"
-    "insert into vialwatch.sensor as s (key, source, first_seen, last_seen)"
-    " select key, min(source), " DB_TS("min(received_at)") ", "
-    DB_TS("max(received_at)") " from pg_temp.reading_in"
-    " group by key order by key"
-    " on conflict (key) do update set last_seen = excluded.last_seen"
-    " where s.last_seen is null or s.last_seen < excluded.last_seen;"
-    "update vialwatch.sensor s set battery = b.battery, battery_at = b.at"
-    " from (select distinct on (key) key, battery, " DB_TS("ts") " as at"
-    " from pg_temp.reading_in where battery is not null"
-    " order by key, ts desc) b"
-    " where s.key = b.key and (s.battery_at is null or s.battery_at <= b.at);"
-    "update vialwatch.sensor s set offline_since = case when a.kind = 'o'"
-    " then coalesce(s.offline_since, a.at) end"
-    " from (select distinct on (key) key, kind, " DB_TS("ts") " as at"
-    " from pg_temp.reading_in where kind in ('o', 'n')"
-    " order by key, ts desc) a where s.key = a.key;"
-    "insert into vialwatch.rejected_message (received_at, topic, payload,"
-    " reason, code) select " DB_TS("received_at") ", topic, payload, reason,"
-    " code"
-    " from pg_temp.rejected_in on conflict do nothing;"
-    "insert into vialwatch.reading (sensor_id, ts, temp_c, humidity, battery,"
-    " received_at) select s.id, " DB_TS("r.ts") ", r.temp_c, r.humidity,"
-    " r.battery, " DB_TS("r.received_at") " from pg_temp.reading_in r"
+#define DB_SEEN_STEP "'10 seconds'"
+/*
+ * One batch: COPY, register new sensors, refresh the others (a busy
+ * sensor would have its row rewritten by every batch: last_seen moves in
+ * steps of DB_SEEN_STEP, the battery when it changes or hourly), store the
+ * rejected messages and the readings.
+ */
+#define DB_BATCH_SQL \
+    "copy pg_temp.reading_in from stdin;" \
+    "copy pg_temp.rejected_in from stdin;" \
+    "insert into vialwatch.sensor (key, source, first_seen, last_seen)" \
+    " select key, min(source), " DB_TS("min(received_at)") ", " \
+    DB_TS("max(received_at)") " from pg_temp.reading_in r" \
+    " where not exists (select from vialwatch.sensor s where s.key = r.key)" \
+    " group by key order by key on conflict (key) do nothing;" \
+    "update vialwatch.sensor s set last_seen = b.at" \
+    " from (select key, " DB_TS("max(received_at)") " as at" \
+    " from pg_temp.reading_in group by key) b" \
+    " where s.key = b.key and s.last_seen < b.at - interval " DB_SEEN_STEP ";" \
+    "update vialwatch.sensor s set battery = b.battery, battery_at = b.at" \
+    " from (select distinct on (key) key, battery, " DB_TS("ts") " as at" \
+    " from pg_temp.reading_in where battery is not null" \
+    " order by key, ts desc) b" \
+    " where s.key = b.key and (s.battery_at is null or" \
+    " (s.battery_at < b.at and (s.battery is distinct from b.battery or" \
+    " s.battery_at < b.at - interval '1 hour')));" \
+    "update vialwatch.sensor s set offline_since = case when a.kind = 'o'" \
+    " then coalesce(s.offline_since, a.at) end" \
+    " from (select distinct on (key) key, kind, " DB_TS("ts") " as at" \
+    " from pg_temp.reading_in where kind in ('o', 'n')" \
+    " order by key, ts desc) a where s.key = a.key;" \
+    "insert into vialwatch.rejected_message (received_at, topic, payload," \
+    " reason, code) select " DB_TS("received_at") ", topic, payload, reason," \
+    " code" \
+    " from pg_temp.rejected_in on conflict do nothing;" \
+    "insert into vialwatch.reading (sensor_id, ts, temp_c, humidity, battery," \
+    " received_at) select s.id, " DB_TS("r.ts") ", r.temp_c, r.humidity," \
+    " r.battery, " DB_TS("r.received_at") " from pg_temp.reading_in r" \
     " join vialwatch.sensor s on s.key = r.key where r.kind = 'r'"
-    " on conflict do nothing";
+static const char db_batch_sql[] = DB_BATCH_SQL;
+
+/*
+ * A plain insert costs the database less than one that looks for each
+ * row first; a batch that holds a reading already stored (a redelivery, a
+ * replay of the spool) fails with unique_violation and is sent again at
+ * once, as this, which skips such rows.
+ */
+static const char db_batch_safe_sql[] = DB_BATCH_SQL " on conflict do nothing";
 
 static void	db_connect(struct db *);
 static void	db_io(struct db *);
@@ -224,6 +256,7 @@ db_requeue(struct db *db)
 	db->npend += db->fly->nreadings + db->fly->nrejected;
 	db->pend_bytes += db->fly->bytes;
 	db->fly = NULL;
+	db->first_ms = 0;	/* these rows have waited enough */
 }
 
 /* Past max_pending bytes, stop reading MQTT; resume under half. */
@@ -457,6 +490,13 @@ db_batch_done(struct db *db)
 
 	db->state = DB_IDLE;
 	db->op = OP_NONE;
+	if (db->batch_failed && db->batch_stored_twice && !db->fly->safe) {
+		log_debug("database: a batch holds readings already stored; "
+		    "sending it again, skipping those");
+		db->fly->failed = db->fly->safe = 1;
+		db_requeue(db);
+		return;
+	}
 	if (db->batch_failed) {
 		metrics.batch_errors++;
 		db->fly->failed = 1;
@@ -494,12 +534,18 @@ db_result(struct db *db, PGresult *res)
 			db->batch_stored = strtoll(PQcmdTuples(res), NULL, 10);
 		break;
 	default:
+		msg = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		db->batch_failed = 1;
+		if (db->op == OP_BATCH && !db->fly->safe && msg != NULL &&
+		    strcmp(msg, "23505") == 0) {
+			db->batch_stored_twice = 1;	/* not an error */
+			break;
+		}
 		msg = PQresultErrorMessage(res);
 		if (log_ratelimit(&db->rl_error, 5, vw_mono_ms()))
 			log_warnx("database: %s failed: %.*s", db->op ==
 			    OP_SETUP ? "set-up" : "batch",
 			    (int)strcspn(msg, "\n"), msg);
-		db->batch_failed = 1;
 		break;
 	}
 	PQclear(res);
@@ -583,14 +629,16 @@ db_flush(struct db *db)
 	TAILQ_REMOVE(&db->pend, db->fly, entry);
 	db->npend -= db->fly->nreadings + db->fly->nrejected;
 	db->pend_bytes -= db->fly->bytes;
-	db->batch_failed = 0;
+	db->first_ms = vw_mono_ms();
+	db->batch_failed = db->batch_stored_twice = 0;
 	db->batch_stored = 0;
 	db->copy_index = 0;
 	db->batch_started_ms = vw_mono_ms();
 	db->state = DB_BATCH;
 	db->op = OP_BATCH;
 	db_deadline(db, DB_TIMEOUT_S);
-	if (!PQsendQuery(db->conn, db_batch_sql)) {
+	if (!PQsendQuery(db->conn, db->fly->safe ? db_batch_safe_sql :
+	    db_batch_sql)) {
 		db_lost(db, "cannot send a batch");
 		return;
 	}
@@ -601,6 +649,9 @@ db_flush(struct db *db)
 static void
 db_maybe_flush(struct db *db)
 {
+	struct timeval	tv;
+	int64_t		wait;
+
 	if (db->npend == 0) {
 		if (db->draining && db->fly == NULL)
 			vw_drained(db->vw);
@@ -608,7 +659,27 @@ db_maybe_flush(struct db *db)
 	}
 	if (db->holding || db->state != DB_IDLE)
 		return;		/* ev_flush or the batch in flight call again */
+	wait = DB_GATHER_MS - (vw_mono_ms() - db->first_ms);
+	if (wait > 0 && !db->draining &&
+	    db->npend < (size_t)db->vw->conf->db_batch_max_rows) {
+		if (!db->gather_armed) {
+			db->gather_armed = 1;
+			tv.tv_sec = 0;
+			tv.tv_usec = wait * 1000;
+			evtimer_add(&db->ev_gather, &tv);
+		}
+		return;
+	}
 	db_flush(db);
+}
+
+static void
+db_on_gather(evutil_socket_t fd, short events, void *arg)
+{
+	struct db	*db = arg;
+
+	db->gather_armed = 0;
+	db_maybe_flush(db);
 }
 
 /* The wait after a failed batch is over. */
@@ -766,7 +837,8 @@ db_queue(struct db *db, char type, const char *line, size_t len,
 	}
 	ch->bytes += len;
 	db->pend_bytes += len;
-	db->npend++;
+	if (db->npend++ == 0)
+		db->first_ms = vw_mono_ms();
 	db_pressure(db);
 	if (!db->burst_armed) {
 		db->burst_armed = 1;
@@ -857,6 +929,7 @@ db_new(struct vialwatchd *vw)
 	TAILQ_INIT(&db->pend);
 	evtimer_assign(&db->ev_flush, vw->base, db_on_flush, db);
 	evtimer_assign(&db->ev_burst, vw->base, db_on_burst, db);
+	evtimer_assign(&db->ev_gather, vw->base, db_on_gather, db);
 	event_assign(&db->ev_sync, vw->base, -1, EV_PERSIST, db_on_sync, db);
 	evtimer_assign(&db->ev_retry, vw->base, db_on_retry, db);
 	evtimer_assign(&db->ev_timeout, vw->base, db_on_timeout, db);
@@ -918,6 +991,7 @@ db_free(struct db *db)
 	}
 	event_del(&db->ev_flush);
 	event_del(&db->ev_burst);
+	event_del(&db->ev_gather);
 	event_del(&db->ev_sync);
 	event_del(&db->ev_retry);
 	event_del(&db->ev_timeout);

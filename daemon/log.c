@@ -62,6 +62,13 @@ log_set_level(int level)
 	log_level = level;
 }
 
+/* Is debug logging on? Lets callers skip work for it. */
+int
+log_debugging(void)
+{
+	return (log_level >= LOG_LEVEL_DEBUG);
+}
+
 /* Level name to number, -1 if unknown. */
 int
 log_level_parse(const char *s)

@@ -13,6 +13,7 @@
 
 void	log_init(const char *, int);
 void	log_set_level(int);
+int	log_debugging(void);
 int	log_level_parse(const char *);
 
 void	log_warn(const char *, ...) PRINTFLIKE(1, 2);

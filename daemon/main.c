@@ -25,6 +25,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "excursion.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -140,6 +141,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	}
 	notify("RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)vw_mono_ms() * 1000);
+	excursion_reload(vw->excursion);
 	log_info("reloading %s", conf_path);
 	if ((c = conf_load(conf_path, &cause)) == NULL) {
 		log_warnx("reload refused, keeping the running configuration: "
@@ -162,16 +164,18 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	}
 	mqtt_reconfigure(vw->mqtt, old);
 	db_reconfigure(vw->db, old);
+	excursion_reconfigure(vw->excursion, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
 }
 
-/* All queued rows are committed (or the database is gone): exit. */
+/* All queued rows and excursion events are committed: exit. */
 void
 vw_drained(struct vialwatchd *vw)
 {
-	if (!vw->stopping)
+	if (!vw->stopping || db_pending(vw->db) > 0 ||
+	    excursion_pending(vw->excursion) > 0)
 		return;
 	event_base_loopexit(vw->base, NULL);
 }
@@ -181,8 +185,10 @@ on_stop_timeout(evutil_socket_t fd, short events, void *arg)
 {
 	struct vialwatchd	*vw = arg;
 
-	log_warnx("stopping after %d s with %zu readings not stored: the "
-	    "database did not take them", STOP_TIMEOUT_S, db_pending(vw->db));
+	log_warnx("stopping after %d s with %zu readings not stored and %zu "
+	    "excursion events not written: the database did not take them",
+	    STOP_TIMEOUT_S, db_pending(vw->db),
+	    excursion_pending(vw->excursion));
 	exit_status = 1;
 	event_base_loopexit(vw->base, NULL);
 }
@@ -202,6 +208,7 @@ on_stop(evutil_socket_t fd, short events, void *arg)
 	mqtt_stop(vw->mqtt);
 	evtimer_assign(&ev_stop_timeout, vw->base, on_stop_timeout, vw);
 	evtimer_add(&ev_stop_timeout, &tv);
+	excursion_drain(vw->excursion);
 	db_drain(vw->db);
 }
 
@@ -307,6 +314,7 @@ main(int argc, char **argv)
 		fatalx("event_base_new");
 	state_dir_open(vw.conf->state_dir);
 	vw.db = db_new(&vw);
+	vw.excursion = excursion_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -320,11 +328,13 @@ main(int argc, char **argv)
 	notify("READY=1\nSTATUS=connecting to MQTT and the database");
 	mqtt_start(vw.mqtt);
 	db_start(vw.db);
+	excursion_start(vw.excursion);
 
 	event_base_loop(vw.base, 0);
 
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
+	excursion_free(vw.excursion);
 	db_free(vw.db);
 	spool_free(vw.spool);
 	event_base_free(vw.base);

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "db.h"
+#include "excursion.h"
 #include "metrics.h"
 #include "mqtt.h"
 #include "spool.h"
@@ -168,6 +169,44 @@ metrics_render_spool(struct vialwatchd *vw, struct evbuffer *b)
 	    metrics.spool_unwritten);
 }
 
+static void
+metrics_render_excursions(struct vialwatchd *vw, struct evbuffer *b)
+{
+	static const enum rules_kind	 kinds[] = { RULES_HIGH, RULES_LOW,
+					    RULES_OFFLINE };
+	size_t				 open[EXCURSION_KINDS], i;
+
+	excursion_open_counts(vw->excursion, open);
+	metrics_header(b, "vialwatch_excursions_open", "gauge",
+	    "Open excursions of the sensors watched, by kind.");
+	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		evbuffer_add_printf(b, "vialwatch_excursions_open{kind=\"%s\"} "
+		    "%zu\n", rules_kind_name(kinds[i]), open[kinds[i]]);
+	}
+	metrics_header(b, "vialwatch_excursion_events_total", "counter",
+	    "Events of the excursion rules, by event.");
+	for (i = 0; i < RULES_EV_COUNT; i++) {
+		evbuffer_add_printf(b, "vialwatch_excursion_events_total"
+		    "{event=\"%s\"} %llu\n", rules_event_name(i),
+		    (unsigned long long)metrics.excursion_events[i]);
+	}
+	metrics_one(b, "vialwatch_excursion_events_pending", "gauge",
+	    "Excursion events waiting for the database.",
+	    excursion_pending(vw->excursion));
+	metrics_one(b, "vialwatch_excursion_events_failed_total", "counter",
+	    "Excursion events the database refused (logged, not retried).",
+	    metrics.excursion_events_failed);
+	metrics_one(b, "vialwatch_excursion_events_dropped_total", "counter",
+	    "Excursion events dropped because too many were waiting.",
+	    metrics.excursion_events_dropped);
+	metrics_one(b, "vialwatch_excursion_sensors", "gauge",
+	    "Sensors assigned to a fridge, watched by the excursion rules.",
+	    excursion_sensors(vw->excursion));
+	metrics_one(b, "vialwatch_reference_loads_total", "counter",
+	    "Loads of the sensors, fridges and limits from the database.",
+	    metrics.reference_loads);
+}
+
 /* Write every metric into b. */
 void
 metrics_render(struct vialwatchd *vw, struct evbuffer *b)
@@ -175,6 +214,7 @@ metrics_render(struct vialwatchd *vw, struct evbuffer *b)
 	metrics_render_ingest(b);
 	metrics_render_batches(b);
 	metrics_render_spool(vw, b);
+	metrics_render_excursions(vw, b);
 
 	metrics_one(b, "vialwatch_readings_pending", "gauge",
 	    "Readings and rejected messages waiting for the database.",

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "payload.h"
+#include "rules.h"
 
 struct evbuffer;
 struct vialwatchd;
@@ -33,6 +34,10 @@ struct metrics {
 	uint64_t	 spool_corrupt;
 	uint64_t	 spool_write_errors;
 	uint64_t	 spool_unwritten;
+	uint64_t	 excursion_events[RULES_EV_COUNT];
+	uint64_t	 excursion_events_failed;
+	uint64_t	 excursion_events_dropped;
+	uint64_t	 reference_loads;
 };
 
 extern struct metrics metrics;

@@ -22,6 +22,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "excursion.h"
 #include "log.h"
 #include "metrics.h"
 #include "mqtt.h"
@@ -165,6 +166,7 @@ mqtt_on_message(struct mosquitto *mosq, void *arg,
 		    res.r[i].kind == READING_BATTERY))
 			continue;
 		db_push_reading(m->vw->db, src->name, &res.r[i], now_us);
+		excursion_feed(m->vw->excursion, &res.r[i], now_us);
 	}
 }
 
@@ -387,7 +389,14 @@ mqtt_create(struct mqtt *m)
 	mosquitto_disconnect_v5_callback_set(m->mosq, mqtt_on_disconnect);
 	mosquitto_message_v5_callback_set(m->mosq, mqtt_on_message);
 	mosquitto_subscribe_v5_callback_set(m->mosq, mqtt_on_subscribe);
-	mosquitto_log_callback_set(m->mosq, mqtt_on_log);
+	/* libmosquitto formats a line per packet when a callback is set. */
+	mosquitto_log_callback_set(m->mosq, log_debugging() ? mqtt_on_log :
+	    NULL);
+	/*
+	 * Packets (PUBACKs too) are queued and written by mqtt_writable, after
+	 * the messages of the read are in the spool, not from inside a read.
+	 */
+	mosquitto_threaded_set(m->mosq, true);
 	mqtt_sources_reset(m);
 }
 
@@ -562,6 +571,8 @@ mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 	const struct conf	*c = m->vw->conf;
 	int			 i;
 
+	mosquitto_log_callback_set(m->mosq, log_debugging() ? mqtt_on_log :
+	    NULL);
 	if (!mqtt_conf_changed(old, c)) {
 		/* Same connection: only the decoders' settings may differ. */
 		mqtt_sources_reset(m);
@@ -585,7 +596,7 @@ mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 	mqtt_start(m);
 }
 
-/* Leave the broker for backpressure, outside libmosquitto's callbacks. */
+/* Stop reading from the broker for backpressure. */
 static void
 mqtt_leave(evutil_socket_t fd, short events, void *arg)
 {
@@ -594,21 +605,19 @@ mqtt_leave(evutil_socket_t fd, short events, void *arg)
 	if (!m->paused)
 		return;		/* the database caught up meanwhile */
 	log_warnx("mqtt: too many readings wait for the database; "
-	    "leaving the broker until they are stored");
-	event_del(&m->ev_retry);
-	if (m->fd != -1) {
-		mosquitto_disconnect(m->mosq);
-		mosquitto_loop_write(m->mosq, 1);
-	}
-	mqtt_unregister(m);
-	mqtt_set_state(m, MQTT_DISCONNECTED);
+	    "not reading from the broker until they are stored");
+	if (m->fd != -1)
+		event_del(&m->ev_read);
 }
 
 /*
- * Backpressure: while the database is behind, leave the broker. Our
- * persistent session makes it queue for us; a connection that stopped
- * reading would only time out on keepalive. Called from the message
- * callback, where libmosquitto holds its locks: the leaving is deferred.
+ * Backpressure: while the database is behind, stop reading. The broker
+ * holds on to what it has for us (QoS 1 and 2 in our session, QoS 0 in
+ * its queue for the connection) and TCP slows the publishers' flow to us.
+ * Keepalive pings still go out; should the pause outlast the keepalive,
+ * the connection drops and the persistent session queues instead, until
+ * mqtt_pause(m, 0). Called from the message callback, where libmosquitto
+ * holds its locks: the work is deferred.
  */
 void
 mqtt_pause(struct mqtt *m, int pause)
@@ -620,12 +629,16 @@ mqtt_pause(struct mqtt *m, int pause)
 		event_active(&m->ev_pause, EV_TIMEOUT, 1);
 		return;
 	}
-	if (m->state != MQTT_DISCONNECTED)
-		return;		/* it never left */
-	log_info("mqtt: the database caught up; connecting again");
-	m->backoff_ms = 0;
-	if (!m->stopping)
+	log_info("mqtt: the database caught up; reading from the broker again");
+	if (m->fd != -1) {
+		event_add(&m->ev_read, NULL);
+		event_active(&m->ev_read, EV_READ, 1);
+		return;
+	}
+	if (m->state == MQTT_DISCONNECTED && !m->stopping) {
+		m->backoff_ms = 0;
 		mqtt_start(m);
+	}
 }
 
 /* Disconnect cleanly: the broker keeps our session and queues for us. */

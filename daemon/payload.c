@@ -350,16 +350,18 @@ payload_size(struct payload_msg *m)
 static int
 payload_parse(struct payload_msg *m, struct json_object **obj)
 {
-	struct json_tokener	*tok;
-	enum json_tokener_error	 e;
-	const char		*nul;
-	size_t			 end;
+	static struct json_tokener	*tok;	/* reused: one per process */
+	enum json_tokener_error		 e;
+	const char			*nul;
+	size_t				 end;
 
 	*obj = NULL;
 	if (payload_size(m) == -1)
 		return (-1);
-	if ((tok = json_tokener_new_ex(PAYLOAD_JSON_DEPTH)) == NULL)
+	if (tok == NULL && (tok = json_tokener_new_ex(PAYLOAD_JSON_DEPTH)) ==
+	    NULL)
 		return (payload_fail(m, REASON_NOT_JSON, "out of memory"));
+	json_tokener_reset(tok);
 	*obj = json_tokener_parse_ex(tok, m->data, (int)m->len);
 	e = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
@@ -369,7 +371,6 @@ payload_parse(struct payload_msg *m, struct json_object **obj)
 		e = json_tokener_get_error(tok);
 		end = m->len;
 	}
-	json_tokener_free(tok);
 	if (e != json_tokener_success) {
 		/* json-c takes a NUL for the end of the text. */
 		if ((nul = memchr(m->data, '\0', end)) != NULL) {

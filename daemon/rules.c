@@ -12,10 +12,16 @@
  * - It alarms, with alarmed_at = the reading's ts, on the first reading at
  *   or after started_at + high_delay (low_delay) that does not close it, or
  *   at once when beyond the critical bound (a zero delay alarms at once
- *   too). A clock tick at wall time now >= started_at + delay alarms it as
- *   well, with alarmed_at = now: that is what alarms on time when the
- *   sensor reads rarely or falls silent. A reading that closes the
- *   excursion never alarms it after the fact.
+ *   too). A clock tick alarms it as well once the sensor's clock is at or
+ *   past started_at + delay, with alarmed_at = that clock: that is what
+ *   alarms on time when the sensor reads rarely or falls silent. The
+ *   sensor's clock is its last reading's ts advanced by the wall time
+ *   since that reading arrived: now, for a live feed; in the past while a
+ *   backlog of old readings is delivered (the broker replaying what it
+ *   queued while the daemon was down), so that a tick between two of them
+ *   never alarms a door opening whose closing reading is still on its
+ *   way. A reading that closes the excursion never alarms it after the
+ *   fact.
  * - It closes, ended_at = the reading's ts, at high_c - hysteresis_c or
  *   below (low_c + hysteresis_c or above). Until then it stays open, and
  *   counts as still out for the alarm, even inside the hysteresis band: a
@@ -399,6 +405,15 @@ rules_feed(struct rules_state *s, const struct rules_limits *l,
 	return (o.n);
 }
 
+/* The sensor's clock at wall time now (see the top of this file). */
+static int64_t
+rules_clock(const struct rules_state *s, int64_t now)
+{
+	if (s->last_ts == 0 || s->last_arrival == 0)
+		return (now);
+	return (s->last_ts + (now - s->last_arrival));
+}
+
 /* The clock: delays run out, silent sensors go offline. */
 size_t
 rules_tick(struct rules_state *s, const struct rules_limits *l, int64_t now,
@@ -406,6 +421,7 @@ rules_tick(struct rules_state *s, const struct rules_limits *l, int64_t now,
 {
 	struct rules_out	 o = { ev, max, 0, l->fridge_id };
 	struct rules_excursion	*x = &s->temp;
+	int64_t			 sensor_now = rules_clock(s, now);
 
 	if (!s->bound)
 		return (0);
@@ -416,8 +432,8 @@ rules_tick(struct rules_state *s, const struct rules_limits *l, int64_t now,
 		return (o.n);
 	}
 	if (x->kind != RULES_NONE && x->alarmed_at == 0 &&
-	    now >= x->started_at + rules_delay(l, x->kind))
-		rules_alarm(s, now, &o);
+	    sensor_now >= x->started_at + rules_delay(l, x->kind))
+		rules_alarm(s, sensor_now, &o);
 	if (s->silent_since != 0 && s->offline.kind == RULES_NONE &&
 	    now - s->silent_since >= l->offline_after)
 		rules_offline(s, now, &o);

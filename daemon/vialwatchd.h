@@ -10,6 +10,7 @@ struct mqtt;
 struct db;
 struct http;
 struct spool;
+struct excursion;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -18,13 +19,17 @@ struct vialwatchd {
 	struct db		*db;
 	struct http		*http;
 	struct spool		*spool;
+	struct excursion	*excursion;
 	int			 stopping;
 };
 
 /* Wall clock in microseconds since the epoch, monotonic clock in ms. */
 int64_t		 vw_now_us(void);
 int64_t		 vw_mono_ms(void);
-/* Called by db.c when the last buffered row is committed during stop. */
+/*
+ * Called by db.c and excursion.c during stop when they have written all
+ * they held: exits once both have.
+ */
 void		 vw_drained(struct vialwatchd *);
 
 #endif

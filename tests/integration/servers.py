@@ -253,12 +253,14 @@ class Postgres(Process):
     stop_signal = signal.SIGINT  # fast shutdown
     death_signal = signal.SIGQUIT  # immediate shutdown
 
-    def __init__(self, basedir, port=None, fast=True):
+    def __init__(self, basedir, port=None, fast=True, settings=()):
+        """settings: extra postgresql.conf lines (e.g. for contrib/bench)."""
         self.basedir = Path(basedir).resolve()
         self.basedir.mkdir(parents=True, exist_ok=True)
         super().__init__(self.basedir / "postgres.log")
         self.port = port or free_port()
         self.fast = fast
+        self.settings = list(settings)
         self.bindir = _pg_bindir()
         self.user = None
         self._tmpdir = None
@@ -339,6 +341,8 @@ class Postgres(Process):
             if self.fast:
                 f.write("fsync = off\nsynchronous_commit = off\n")
                 f.write("full_page_writes = off\n")
+            for line in self.settings:
+                f.write(f"{line}\n")
 
     def start(self, timeout=30):
         """Starts the cluster (initdb first if needed) and waits for it."""

@@ -203,6 +203,20 @@ static const struct tcase cases[] = {
     E(4, ALARM, HIGH, 15, 45, NO, 9, 15, 15),
     E(5, UPDATE, HIGH, 15, 45, NO, 9.5, 30, 30) } },
 
+{ .name = "backlog of old readings: no tick alarm before it closes",
+    .steps = { RA(0, 5, 1000), RA(5, 9.5, 1000), T(1000.5),
+    RA(10, 9.5, 1001), T(1001.5), RA(15, 5, 1002), T(1031) }, .want = {
+    E(1, OPEN, HIGH, 5, NO, NO, 9.5, 0, 0),
+    E(3, UPDATE, HIGH, 5, NO, NO, 9.5, 5, 7.5),
+    E(5, CLOSE, HIGH, 5, NO, 15, 9.5, 10, 15) } },
+
+{ .name = "backlog then silence: tick alarms on the sensor's clock",
+    .steps = { RA(0, 9, 1000), RA(5, 9, 1000), T(1024.9), T(1025) },
+    .want = {
+    E(0, OPEN, HIGH, 0, NO, NO, 9, 0, 0),
+    E(1, UPDATE, HIGH, 0, NO, NO, 9, 5, 5),
+    E(3, ALARM, HIGH, 0, 30, NO, 9, 5, 5) } },
+
 { .name = "gap during an excursion: value held", .steps = {
     R(0, 9), R(10, 11), R(70, 10), R(80, 7) }, .want = {
     E(0, OPEN, HIGH, 0, NO, NO, 9, 0, 0),

@@ -1,0 +1,411 @@
+/*
+ * vialwatchctl fridges, assign, unassign and lots: the cold-chain reference
+ * data an admin looks at and changes most, and the decision on lots that
+ * an excursion put in quarantine.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "ctl.h"
+#include "xmalloc.h"
+
+/* An interval as 0, 90s, 15m, 2h or 7d, as vialwatch.conf writes them. */
+#define FRIDGE_DURATION(x)						\
+    "(select case when d.s = 0 then '0'"				\
+    " when d.s % 86400 = 0 then (d.s / 86400) || 'd'"			\
+    " when d.s % 3600 = 0 then (d.s / 3600) || 'h'"			\
+    " when d.s % 60 = 0 then (d.s / 60) || 'm'"				\
+    " else d.s || 's' end"						\
+    " from (select extract(epoch from " x ")::bigint as s) d)"
+
+static const char fridges_sql[] =
+    "select f.id, c.name, f.name, f.kind,"
+    " f.low_c || ' to ' || f.high_c,"
+    " f.critical_low_c || ' / ' || f.critical_high_c,"
+    " " FRIDGE_DURATION("f.low_delay") " || ' / ' || "
+    FRIDGE_DURATION("f.high_delay") ","
+    " " FRIDGE_DURATION("f.offline_after") ","
+    " coalesce((select string_agg(s.key, ' ' order by s.key)"
+    "  from vialwatch.sensor s where s.fridge_id = f.id), '-'),"
+    " st.state || coalesce(': ' || st.excursion_kind || ' since '"
+    "  || to_char(st.excursion_started_at at time zone c.timezone,"
+    "  'YYYY-MM-DD HH24:MI') || ', excursion ' || st.excursion_id, '')"
+    " from vialwatch.fridge f"
+    " join vialwatch.clinic c on c.id = f.clinic_id"
+    " join vialwatch.fridge_status st on st.fridge_id = f.id"
+    " order by c.name, f.name, f.id";
+
+static const char lots_sql[] =
+    "select l.id, c.name || ' / ' || f.name, l.product, l.lot_number,"
+    " coalesce(l.expires_on::text, '-'), coalesce(l.quantity::text, '-'),"
+    " l.status,"
+    " coalesce((select string_agg(el.excursion_id::text, ' '"
+    "  order by el.excursion_id) from vialwatch.excursion_lot el"
+    "  where el.lot_id = l.id), '-'),"
+    " coalesce(l.decided_by || ', ' || to_char(l.decided_at at time zone"
+    "  c.timezone, 'YYYY-MM-DD HH24:MI') || ': '"
+    "  || regexp_replace(coalesce(l.decision_note, ''), '\\s+', ' ', 'g'),"
+    "  '-')"
+    " from vialwatch.lot l"
+    " join vialwatch.fridge f on f.id = l.fridge_id"
+    " join vialwatch.clinic c on c.id = f.clinic_id"
+    " where $1::bigint is null or l.fridge_id = $1::bigint"
+    " order by c.name, f.name, l.product, l.lot_number, l.id";
+
+/* Characters a terminal shows for s (UTF-8 continuation bytes skipped). */
+static int
+fridge_width(const char *s)
+{
+	int	n = 0;
+
+	for (; *s != '\0'; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return (n);
+}
+
+/* Print a cell, control characters (from sensor keys) as '?'. */
+static void
+fridge_cell(const char *s, int width)
+{
+	int	n = fridge_width(s);
+
+	for (; *s != '\0'; s++)
+		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+	while (n++ < width)
+		putchar(' ');
+}
+
+/* Print res as aligned columns under head. */
+static void
+fridge_print(const PGresult *res, const char *const *head, int ncols)
+{
+	int	*w, i, j, n = PQntuples(res);
+
+	w = xcalloc(ncols, sizeof *w);
+	for (j = 0; j < ncols; j++)
+		w[j] = fridge_width(head[j]);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < ncols; j++) {
+			if (fridge_width(PQgetvalue(res, i, j)) > w[j])
+				w[j] = fridge_width(PQgetvalue(res, i, j));
+		}
+	}
+	for (j = 0; j < ncols; j++) {
+		fridge_cell(head[j], j + 1 < ncols ? w[j] + 2 : 0);
+	}
+	putchar('\n');
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < ncols; j++)
+			fridge_cell(PQgetvalue(res, i, j),
+			    j + 1 < ncols ? w[j] + 2 : 0);
+		putchar('\n');
+	}
+	free(w);
+}
+
+/* vialwatchctl fridges: every fridge, its limits, sensors and state. */
+int
+ctl_fridges(struct ctl *ctl, int argc, char **argv)
+{
+	static const char *const	 head[] = { "ID", "CLINIC", "FRIDGE",
+					    "KIND", "RANGE_C", "CRITICAL_C",
+					    "DELAY_LOW/HIGH", "OFFLINE_AFTER",
+					    "SENSORS", "STATE" };
+	PGresult			*res;
+	int				 n;
+
+	if ((res = ctl_query(ctl, fridges_sql, 0, NULL)) == NULL)
+		return (1);
+	if ((n = PQntuples(res)) == 0)
+		printf("no fridges\n");
+	else {
+		fridge_print(res, head, 10);
+		printf("%d fridge%s\n", n, n == 1 ? "" : "s");
+	}
+	PQclear(res);
+	return (0);
+}
+
+/*
+ * The sensor named by a key or an id: its row (id, key, fridge_id and
+ * "clinic / fridge"), or NULL (reported).
+ */
+static PGresult *
+fridge_find_sensor(struct ctl *ctl, const char *name)
+{
+	const char	*params[2];
+	PGresult	*res;
+
+	params[0] = name;
+	params[1] = ctl_check_id(name) == 0 ? name : NULL;
+	res = ctl_query(ctl, "select s.id, s.key, s.fridge_id,"
+	    " c.name || ' / ' || f.name from vialwatch.sensor s"
+	    " left join vialwatch.fridge f on f.id = s.fridge_id"
+	    " left join vialwatch.clinic c on c.id = f.clinic_id"
+	    " where s.key = $1 or s.id = $2::bigint order by s.id", 2, params);
+	if (res == NULL)
+		return (NULL);
+	if (PQntuples(res) == 1)
+		return (res);
+	if (PQntuples(res) == 0)
+		ctl_warnx("no sensor with key or id \"%s\" (see \"vialwatchctl "
+		    "sensors\")", name);
+	else
+		ctl_warnx("\"%s\" is the key of one sensor and the id of "
+		    "another: name it by the other's key, or this one by its "
+		    "id", name);
+	PQclear(res);
+	return (NULL);
+}
+
+/* The fridge with this id: "clinic / fridge", or NULL (reported). */
+static char *
+fridge_find(struct ctl *ctl, const char *id)
+{
+	const char	*params[1] = { id };
+	PGresult	*res;
+	char		*name = NULL;
+
+	if (ctl_check_id(id) != 0) {
+		ctl_warnx("bad fridge id \"%s\": expected a number "
+		    "(see \"vialwatchctl fridges\")", id);
+		return (NULL);
+	}
+	res = ctl_query(ctl, "select c.name || ' / ' || f.name"
+	    " from vialwatch.fridge f join vialwatch.clinic c"
+	    " on c.id = f.clinic_id where f.id = $1::bigint", 1, params);
+	if (res == NULL)
+		return (NULL);
+	if (PQntuples(res) == 0)
+		ctl_warnx("no fridge with id %s", id);
+	else
+		name = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return (name);
+}
+
+/* Say what assigning sensor s to fridge (NULL: none) did. */
+static void
+fridge_said(const PGresult *s, const char *fridge, const char *name)
+{
+	const char	*old = PQgetisnull(s, 0, 2) ? NULL : PQgetvalue(s, 0, 2);
+
+	printf("sensor %s (%s) ", PQgetvalue(s, 0, 0), PQgetvalue(s, 0, 1));
+	if (fridge == NULL && old == NULL)
+		printf("has no fridge\n");
+	else if (fridge == NULL)
+		printf("taken off fridge %s (%s)\n", old, PQgetvalue(s, 0, 3));
+	else if (old == NULL)
+		printf("assigned to fridge %s (%s)\n", fridge, name);
+	else if (strcmp(old, fridge) == 0)
+		printf("is on fridge %s (%s) already\n", fridge, name);
+	else
+		printf("moved from fridge %s (%s) to fridge %s (%s)\n", old,
+		    PQgetvalue(s, 0, 3), fridge, name);
+}
+
+/* Set the sensor's fridge (NULL: none) and say what changed. */
+static int
+fridge_set(struct ctl *ctl, const char *sensor, const char *fridge)
+{
+	const char	*params[2];
+	PGresult	*s, *res = NULL;
+	char		*name = NULL;
+	int		 rc = 0;
+
+	if (fridge != NULL && (name = fridge_find(ctl, fridge)) == NULL)
+		return (1);
+	if ((s = fridge_find_sensor(ctl, sensor)) == NULL) {
+		free(name);
+		return (1);
+	}
+	params[0] = PQgetvalue(s, 0, 0);
+	params[1] = fridge;
+	/* An unchanged row would make the daemons reload for nothing. */
+	if (fridge == NULL ? !PQgetisnull(s, 0, 2) : (PQgetisnull(s, 0, 2) ||
+	    strcmp(PQgetvalue(s, 0, 2), fridge) != 0)) {
+		res = ctl_query(ctl, "update vialwatch.sensor set fridge_id ="
+		    " $2::bigint where id = $1::bigint", 2, params);
+		rc = res == NULL;
+		PQclear(res);
+	}
+	if (rc == 0)
+		fridge_said(s, fridge, name);
+	PQclear(s);
+	free(name);
+	return (rc);
+}
+
+/* vialwatchctl assign SENSOR FRIDGE|--none */
+int
+ctl_assign(struct ctl *ctl, int argc, char **argv)
+{
+	ctl->context = "assign";
+	if (strcmp(argv[2], "--none") == 0)
+		return (fridge_set(ctl, argv[1], NULL));
+	return (fridge_set(ctl, argv[1], argv[2]));
+}
+
+/* vialwatchctl unassign SENSOR */
+int
+ctl_unassign(struct ctl *ctl, int argc, char **argv)
+{
+	ctl->context = "unassign";
+	return (fridge_set(ctl, argv[1], NULL));
+}
+
+/* vialwatchctl lots [--fridge ID]: list the lots. */
+static int
+lots_list(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "fridge", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const	 head[] = { "ID", "FRIDGE", "PRODUCT",
+					    "LOT", "EXPIRES", "QUANTITY",
+					    "STATUS", "EXCURSIONS",
+					    "DECISION" };
+	const char			*params[1] = { NULL };
+	PGresult			*res;
+	char				*name;
+	int				 ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+f:", longopts, NULL)) != -1) {
+		if (ch != 'f')
+			return (CTL_USAGE);
+		params[0] = optarg;
+	}
+	if (optind != argc) {
+		ctl_warnx("lots: unexpected argument: %s", argv[optind]);
+		return (CTL_USAGE);
+	}
+	if (params[0] != NULL) {
+		if ((name = fridge_find(ctl, params[0])) == NULL)
+			return (1);
+		free(name);
+	}
+	if ((res = ctl_query(ctl, lots_sql, 1, params)) == NULL)
+		return (1);
+	if (PQntuples(res) == 0)
+		printf("no lots\n");
+	else
+		fridge_print(res, head, 9);
+	PQclear(res);
+	return (0);
+}
+
+/* Why lot id cannot be decided on: it is missing or not quarantined. */
+static void
+lots_refused(struct ctl *ctl, const char *id, const char *verb)
+{
+	const char	*params[1] = { id };
+	PGresult	*res;
+
+	res = ctl_query(ctl, "select product || ' ' || lot_number, status,"
+	    " coalesce(' (by ' || decided_by || ')', '')"
+	    " from vialwatch.lot where id = $1::bigint", 1, params);
+	if (res == NULL)
+		return;
+	if (PQntuples(res) == 0)
+		ctl_warnx("lots: no lot with id %s", id);
+	else
+		ctl_warnx("lots: lot %s (%s) is %s%s, not quarantined: only a "
+		    "quarantined lot can be %s", id, PQgetvalue(res, 0, 0),
+		    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), verb);
+	PQclear(res);
+}
+
+/* Parse "ID --by NAME --note TEXT"; 0, -1 (reported) or CTL_USAGE. */
+static int
+lots_parse_decision(int argc, char **argv, const char **by,
+    const char **note)
+{
+	static const struct option	 longopts[] = {
+		{ "by", required_argument, NULL, 'b' },
+		{ "note", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int				 ch;
+
+	*by = *note = NULL;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+b:n:", longopts, NULL)) != -1) {
+		if (ch == 'b')
+			*by = optarg;
+		else if (ch == 'n')
+			*note = optarg;
+		else
+			return (CTL_USAGE);
+	}
+	if (optind != argc) {
+		ctl_warnx("lots: unexpected argument: %s", argv[optind]);
+		return (CTL_USAGE);
+	}
+	if (*by == NULL || *note == NULL ||
+	    strspn(*by, " \t") == strlen(*by) ||
+	    strspn(*note, " \t") == strlen(*note)) {
+		ctl_warnx("lots: --by NAME and --note TEXT are required: who "
+		    "decided, and why");
+		return (CTL_USAGE);
+	}
+	if (ctl_check_id(argv[0]) != 0) {
+		ctl_warnx("lots: bad lot id \"%s\": expected a number",
+		    argv[0]);
+		return (-1);
+	}
+	return (0);
+}
+
+/* lots release|discard ID --by NAME --note TEXT */
+static int
+lots_decide(struct ctl *ctl, int argc, char **argv)
+{
+	const char	*status, *params[4];
+	PGresult	*res;
+	int		 rc;
+
+	if (argc < 2) {
+		ctl_warnx("lots: %s: which lot?", argv[0]);
+		return (CTL_USAGE);
+	}
+	status = strcmp(argv[0], "release") == 0 ? "released" : "discarded";
+	if ((rc = lots_parse_decision(argc - 1, argv + 1, &params[2],
+	    &params[3])) != 0)
+		return (rc == CTL_USAGE ? CTL_USAGE : 1);
+	params[0] = argv[1];
+	params[1] = status;
+	res = ctl_query(ctl, "update vialwatch.lot set status = $2,"
+	    " decided_by = $3, decided_at = now(), decision_note = $4"
+	    " where id = $1::bigint and status = 'quarantined'"
+	    " returning product || ' ' || lot_number", 4, params);
+	if (res == NULL)
+		return (1);
+	if ((rc = PQntuples(res) == 1 ? 0 : 1) == 0)
+		printf("lot %s (%s) %s by %s\n", argv[1], PQgetvalue(res, 0, 0),
+		    status, params[2]);
+	else
+		lots_refused(ctl, argv[1], status);
+	PQclear(res);
+	return (rc);
+}
+
+/* vialwatchctl lots [--fridge ID] | release|discard ID --by N --note T */
+int
+ctl_lots(struct ctl *ctl, int argc, char **argv)
+{
+	ctl->context = "lots";
+	if (argc > 1 && (strcmp(argv[1], "release") == 0 ||
+	    strcmp(argv[1], "discard") == 0))
+		return (lots_decide(ctl, argc - 1, argv + 1));
+	return (lots_list(ctl, argc, argv));
+}

@@ -1,0 +1,1176 @@
+/*
+ * Excursions: the edge between the rules (rules.c) and PostgreSQL.
+ *
+ * The sensors assigned to a fridge are held in a hash table by key, each
+ * with its fridge's limits and its rules state. Every reading is looked up
+ * there as it arrives (excursion_feed, on the hot path: one hash, no
+ * allocation) and run through the rules; a tick each second runs out the
+ * delays and finds the silent sensors. The events the rules give are
+ * queued in order and written one at a time, each as one call of
+ * vialwatch.excursion_event() (sql/004_excursions.sql), which updates the
+ * excursion row, quarantines the lots and queues the notifications in one
+ * transaction. Consecutive updates of one excursion waiting in the queue
+ * are merged: each event carries the whole row.
+ *
+ * The connection is our own, asynchronous on the loop like db.c's. On each
+ * connect it LISTENs for changes of the reference data and loads the
+ * sensors (vialwatch.excursion_sensors()); a sensor seen for the first
+ * time has its state rebuilt from its open excursions and its last reading
+ * (rules_restore), a known one keeps its state. Readings that arrive
+ * before the first load are held and run through the rules after it.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+
+#include "conf.h"
+#include "excursion.h"
+#include "log.h"
+#include "metrics.h"
+#include "payload.h"
+#include "rules.h"
+#include "vialwatchd.h"
+#include "xmalloc.h"
+
+#define EXC_BACKOFF_MIN_MS	500
+#define EXC_BACKOFF_MAX_MS	30000
+#define EXC_TIMEOUT_S		30
+#define EXC_TICK_MS		1000
+#define EXC_QUEUE_MIN		64
+#define EXC_QUEUE_MAX		65536		/* events waiting, at most */
+#define EXC_EARLY_MAX		(8 * 1024 * 1024) /* bytes held before load */
+#define EXC_CHANNEL		"vialwatch_reference"
+
+enum exc_state {
+	EXC_DISCONNECTED,
+	EXC_CONNECTING,		/* PQconnectPoll */
+	EXC_SETUP,		/* LISTEN in flight */
+	EXC_LOADING,		/* the sensors query in flight */
+	EXC_IDLE,
+	EXC_WRITING,		/* the queue's first event in flight */
+};
+
+static const char *exc_state_names[] = {
+	[EXC_DISCONNECTED] = "disconnected",
+	[EXC_CONNECTING] = "connecting",
+	[EXC_SETUP] = "setting up",
+	[EXC_LOADING] = "loading",
+	[EXC_IDLE] = "idle",
+	[EXC_WRITING] = "writing",
+};
+
+/* A sensor assigned to a fridge. */
+struct exc_sensor {
+	struct exc_sensor	*next;		/* in its bucket */
+	uint32_t		 hash;
+	int64_t			 id;		/* vialwatch.sensor.id */
+	char			*key;
+	struct rules_limits	 limits;
+	struct rules_state	 state;
+	uint64_t		 queued;	/* 1 + seq of its newest event */
+};
+
+struct exc_map {
+	struct exc_sensor	**buckets;
+	size_t			 mask;		/* buckets - 1 */
+	size_t			 count;
+};
+
+/* An event waiting for the database. */
+struct exc_event {
+	int64_t			 sensor_id;
+	double			 temp_c;	/* the sensor's last reading */
+	struct rules_event	 ev;
+};
+
+/* A reading held until the first load, followed by its key. */
+struct exc_early {
+	int64_t			 ts;
+	int64_t			 now;
+	double			 temp_c;
+	double			 battery;
+	size_t			 keylen;
+};
+
+struct excursion {
+	struct vialwatchd	*vw;
+	PGconn			*conn;
+	enum exc_state		 state;
+	int			 fd;
+	struct event		 ev_read;
+	struct event		 ev_write;
+	struct event		 ev_retry;
+	struct event		 ev_timeout;
+	struct event		 ev_tick;
+	int64_t			 backoff_ms;
+	int64_t			 started_us;	/* the daemon's start */
+	int			 loaded;	/* the first load is done */
+	int			 reload;	/* another load is wanted */
+	int			 draining;
+	int			 failed;	/* the query in flight failed */
+	int			 retry;		/* ... and should be sent again */
+
+	struct exc_map		 map;
+	struct exc_event	*q;		/* ring of waiting events */
+	size_t			 qcap;
+	size_t			 qhead;
+	size_t			 qlen;
+	uint64_t		 qseq;		/* seq of q[qhead] */
+
+	struct evbuffer		*early;
+	size_t			 early_dropped;
+	struct ratelimit	 rl_error;
+	struct ratelimit	 rl_drop;
+};
+
+/* Its columns, in the order the C code reads them. */
+static const char exc_load_sql[] =
+    "select sensor_id, key, fridge_id, kind, low_c, high_c, critical_low_c,"
+    " critical_high_c, hysteresis_c, low_delay_us, high_delay_us,"
+    " offline_after_us, battery_low_pct, last_ts_us, last_temp_c,"
+    " last_arrival_us, battery_at_us, temp_fridge_id, temp_kind,"
+    " temp_started_us, temp_alarmed_us, temp_peak_c, temp_minutes_out,"
+    " temp_degree_minutes, offline_fridge_id, offline_started_us,"
+    " offline_alarmed_us"
+    " from vialwatch.excursion_sensors($1::timestamptz)";
+
+enum {
+	COL_SENSOR, COL_KEY, COL_FRIDGE, COL_KIND, COL_LOW, COL_HIGH,
+	COL_CRIT_LOW, COL_CRIT_HIGH, COL_HYST, COL_LOW_DELAY, COL_HIGH_DELAY,
+	COL_OFFLINE_AFTER, COL_BATTERY_LOW, COL_LAST_TS, COL_LAST_TEMP,
+	COL_LAST_ARRIVAL, COL_BATTERY_AT, COL_T_FRIDGE, COL_T_KIND,
+	COL_T_STARTED, COL_T_ALARMED, COL_T_PEAK, COL_T_MINUTES, COL_T_DM,
+	COL_O_FRIDGE, COL_O_STARTED, COL_O_ALARMED, COL_COUNT
+};
+
+static const char exc_event_sql[] =
+    "select vialwatch.excursion_event($1, $2::bigint, $3::bigint, $4,"
+    " $5::timestamptz, $6::timestamptz, $7::timestamptz, $8::float8,"
+    " $9::float8, $10::float8, $11::float8, $12::float8)";
+
+static void	exc_connect(struct excursion *);
+static void	exc_next(struct excursion *);
+static void	exc_on_io(evutil_socket_t, short, void *);
+
+/* FNV-1a: keys are short topics. */
+static uint32_t
+exc_hash(const char *s)
+{
+	uint32_t	h = 2166136261u;
+
+	while (*s != '\0') {
+		h ^= (unsigned char)*s++;
+		h *= 16777619u;
+	}
+	return (h);
+}
+
+/* An empty table with room for about n sensors. */
+static void
+exc_map_init(struct exc_map *m, size_t n)
+{
+	size_t	nb = 16;
+
+	while (nb < n * 2)
+		nb *= 2;
+	m->buckets = xcalloc(nb, sizeof *m->buckets);
+	m->mask = nb - 1;
+	m->count = 0;
+}
+
+/* The sensor of key (hashed to h), or NULL. */
+static struct exc_sensor *
+exc_map_find(const struct exc_map *m, const char *key, uint32_t h)
+{
+	struct exc_sensor	*es;
+
+	for (es = m->buckets[h & m->mask]; es != NULL; es = es->next) {
+		if (es->hash == h && strcmp(es->key, key) == 0)
+			return (es);
+	}
+	return (NULL);
+}
+
+/* Put a sensor in the table; its key is not there yet. */
+static void
+exc_map_add(struct exc_map *m, struct exc_sensor *es)
+{
+	struct exc_sensor	**b = &m->buckets[es->hash & m->mask];
+
+	es->next = *b;
+	*b = es;
+	m->count++;
+}
+
+/* Take a sensor that is in the table out of it. */
+static void
+exc_map_remove(struct exc_map *m, struct exc_sensor *es)
+{
+	struct exc_sensor	**p = &m->buckets[es->hash & m->mask];
+
+	while (*p != es)
+		p = &(*p)->next;
+	*p = es->next;
+	m->count--;
+}
+
+/* Any sensor of the table, to empty it; NULL when empty. */
+static struct exc_sensor *
+exc_map_any(const struct exc_map *m)
+{
+	size_t	i;
+
+	for (i = 0; m->count > 0 && i <= m->mask; i++) {
+		if (m->buckets[i] != NULL)
+			return (m->buckets[i]);
+	}
+	return (NULL);
+}
+
+/* A sensor with no state yet; free with exc_sensor_free. */
+static struct exc_sensor *
+exc_sensor_new(const char *key, uint32_t h, int64_t id)
+{
+	struct exc_sensor	*es;
+
+	es = xcalloc(1, sizeof *es);
+	es->key = xstrdup(key);
+	es->hash = h;
+	es->id = id;
+	rules_init(&es->state);
+	return (es);
+}
+
+/* Free a sensor that is in no table. */
+static void
+exc_sensor_free(struct exc_sensor *es)
+{
+	free(es->key);
+	free(es);
+}
+
+/* The queued event numbered seq, unless it is sent or in flight. */
+static struct exc_event *
+exc_queued(struct excursion *ex, uint64_t seq)
+{
+	uint64_t	first = ex->qseq + (ex->state == EXC_WRITING);
+
+	if (seq < first || seq >= ex->qseq + ex->qlen)
+		return (NULL);
+	return (&ex->q[(ex->qhead + (seq - ex->qseq)) % ex->qcap]);
+}
+
+/* Double the ring, up to EXC_QUEUE_MAX; -1 when it is that big. */
+static int
+exc_grow(struct excursion *ex)
+{
+	struct exc_event	*q;
+	size_t			 cap, i;
+
+	if (ex->qcap >= EXC_QUEUE_MAX)
+		return (-1);
+	cap = ex->qcap == 0 ? EXC_QUEUE_MIN : ex->qcap * 2;
+	q = xreallocarray(NULL, cap, sizeof *q);
+	for (i = 0; i < ex->qlen; i++)
+		q[i] = ex->q[(ex->qhead + i) % ex->qcap];
+	free(ex->q);
+	ex->q = q;
+	ex->qcap = cap;
+	ex->qhead = 0;
+	return (0);
+}
+
+/* The same excursion, not yet written: an update replaces it. */
+static int
+exc_mergeable(const struct exc_event *e, const struct exc_sensor *es,
+    const struct rules_event *ev)
+{
+	return (e->ev.type == RULES_EV_UPDATE && e->sensor_id == es->id &&
+	    e->ev.fridge_id == ev->fridge_id && e->ev.x.kind == ev->x.kind &&
+	    e->ev.x.started_at == ev->x.started_at);
+}
+
+/* Queue one event of sensor es for the database. */
+static void
+exc_push(struct excursion *ex, struct exc_sensor *es,
+    const struct rules_event *ev)
+{
+	struct exc_event	*e;
+
+	if (ev->type == RULES_EV_UPDATE && es->queued != 0 &&
+	    (e = exc_queued(ex, es->queued - 1)) != NULL &&
+	    exc_mergeable(e, es, ev)) {
+		e->ev = *ev;
+		e->temp_c = es->state.last_temp;
+		return;
+	}
+	if (ex->qlen == ex->qcap && exc_grow(ex) == -1) {
+		metrics.excursion_events_dropped++;
+		if (log_ratelimit(&ex->rl_drop, 5, vw_mono_ms()))
+			slog_warnx(es->key, "sensor %s: %s dropped: %zu "
+			    "excursion events wait for the database", es->key,
+			    rules_event_name(ev->type), ex->qlen);
+		return;
+	}
+	e = &ex->q[(ex->qhead + ex->qlen) % ex->qcap];
+	e->sensor_id = es->id;
+	e->temp_c = es->state.last_temp;
+	e->ev = *ev;
+	es->queued = ex->qseq + ex->qlen + 1;
+	ex->qlen++;
+}
+
+/* The first event is written (or refused): forget it. */
+static void
+exc_pop(struct excursion *ex)
+{
+	ex->qhead = (ex->qhead + 1) % ex->qcap;
+	ex->qlen--;
+	ex->qseq++;
+}
+
+/* Say what happened, naming the sensor. */
+static void
+exc_log(const struct exc_sensor *es, const struct rules_event *ev)
+{
+	const struct rules_excursion	*x = &ev->x;
+	const char			*kind = rules_kind_name(x->kind);
+	long long			 fridge = (long long)ev->fridge_id;
+
+	switch (ev->type) {
+	case RULES_EV_OPEN:
+		log_info("sensor %s: %s excursion on fridge %lld started: "
+		    "%.2f C", es->key, kind, fridge, x->peak_c);
+		break;
+	case RULES_EV_ALARM:
+		slog_warnx(es->key, "sensor %s: %s excursion on fridge %lld "
+		    "alarmed: %.2f C at worst, %.1f min out", es->key, kind,
+		    fridge, x->peak_c, x->minutes_out);
+		break;
+	case RULES_EV_CLOSE:
+		log_info("sensor %s: %s excursion on fridge %lld over after "
+		    "%.1f min (%.2f C at worst, %s)", es->key, kind, fridge,
+		    x->minutes_out, x->peak_c, x->alarmed_at != 0 ?
+		    "alarmed" : "within its delay");
+		break;
+	case RULES_EV_OFFLINE:
+		slog_warnx(es->key, "sensor %s: offline: no reading for %.1f "
+		    "min (fridge %lld)", es->key, x->minutes_out, fridge);
+		break;
+	case RULES_EV_ONLINE:
+		log_info("sensor %s: online again after %.1f min (fridge %lld)",
+		    es->key, x->minutes_out, fridge);
+		break;
+	case RULES_EV_BATTERY:
+		slog_warnx(es->key, "sensor %s: battery low: %.0f %% "
+		    "(fridge %lld)", es->key, ev->battery, fridge);
+		break;
+	default:
+		log_debug("sensor %s: %s excursion on fridge %lld: %.2f C at "
+		    "worst, %.1f min out", es->key, kind, fridge, x->peak_c,
+		    x->minutes_out);
+		break;
+	}
+}
+
+/* The rules gave n events for sensor es: count, log and queue them. */
+static void
+exc_emit(struct excursion *ex, struct exc_sensor *es,
+    const struct rules_event *ev, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		metrics.excursion_events[ev[i].type]++;
+		exc_log(es, &ev[i]);
+		exc_push(ex, es, &ev[i]);
+	}
+	if (n > 0)
+		exc_next(ex);
+}
+
+/* Run a reading of key through its sensor's rules, if it has a fridge. */
+static void
+exc_run(struct excursion *ex, const char *key, const struct rules_reading *r,
+    int64_t now)
+{
+	struct rules_event	 ev[RULES_EVENTS_MAX];
+	struct exc_sensor	*es;
+	size_t			 n;
+
+	if (ex->map.count == 0 ||
+	    (es = exc_map_find(&ex->map, key, exc_hash(key))) == NULL)
+		return;
+	n = rules_feed(&es->state, &es->limits, r, now, ev, RULES_EVENTS_MAX);
+	if (n > 0)
+		exc_emit(ex, es, ev, n);
+}
+
+/* Hold a reading until the first load, within EXC_EARLY_MAX bytes. */
+static void
+exc_early_add(struct excursion *ex, const char *key,
+    const struct rules_reading *r, int64_t now)
+{
+	struct exc_early	h;
+
+	h.keylen = strlen(key);
+	if (evbuffer_get_length(ex->early) + sizeof h + h.keylen >
+	    EXC_EARLY_MAX) {
+		if (ex->early_dropped++ == 0)
+			log_warnx("excursions: the sensors are not loaded yet; "
+			    "further readings are stored but not judged");
+		return;
+	}
+	h.ts = r->ts;
+	h.now = now;
+	h.temp_c = r->temp_c;
+	h.battery = r->battery;
+	evbuffer_add(ex->early, &h, sizeof h);
+	evbuffer_add(ex->early, key, h.keylen);
+}
+
+/* The sensors are loaded: judge the readings held until now. */
+static void
+exc_early_replay(struct excursion *ex)
+{
+	struct exc_early	 h;
+	struct rules_reading	 r;
+	char			 key[PAYLOAD_KEY_MAX];
+
+	while (evbuffer_remove(ex->early, &h, sizeof h) == (int)sizeof h) {
+		if (h.keylen >= sizeof key ||
+		    evbuffer_remove(ex->early, key, h.keylen) !=
+		    (int)h.keylen)
+			break;
+		key[h.keylen] = '\0';
+		r.ts = h.ts;
+		r.temp_c = h.temp_c;
+		r.battery = h.battery;
+		exc_run(ex, key, &r, h.now);
+	}
+	evbuffer_drain(ex->early, evbuffer_get_length(ex->early));
+	if (ex->early_dropped > 0)
+		log_warnx("excursions: %zu readings arrived before the "
+		    "sensors were loaded and were not judged",
+		    ex->early_dropped);
+	ex->early_dropped = 0;
+}
+
+/* One decoded reading: temperatures and battery reports count. */
+void
+excursion_feed(struct excursion *ex, const struct reading *r, int64_t now)
+{
+	struct rules_reading	rr;
+
+	if (r->kind != READING_TEMP && r->kind != READING_BATTERY)
+		return;
+	rr.ts = r->ts_us;
+	rr.temp_c = r->kind == READING_TEMP ? r->temp_c : NAN;
+	rr.battery = r->battery;
+	if (!ex->loaded)
+		exc_early_add(ex, r->key, &rr, now);
+	else
+		exc_run(ex, r->key, &rr, now);
+}
+
+/* Each second: delays run out, silent sensors go offline. */
+static void
+exc_on_tick(evutil_socket_t fd, short events, void *arg)
+{
+	struct excursion	*ex = arg;
+	struct rules_event	 ev[RULES_EVENTS_MAX];
+	struct exc_sensor	*es;
+	int64_t			 now = vw_now_us();
+	size_t			 i, n;
+
+	for (i = 0; ex->map.count > 0 && i <= ex->map.mask; i++) {
+		for (es = ex->map.buckets[i]; es != NULL; es = es->next) {
+			n = rules_tick(&es->state, &es->limits, now, ev,
+			    RULES_EVENTS_MAX);
+			if (n > 0)
+				exc_emit(ex, es, ev, n);
+		}
+	}
+}
+
+/* A column as an integer (0 when NULL) or a double (NAN when NULL). */
+static int64_t
+exc_int(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return (0);
+	return (strtoll(PQgetvalue(res, row, col), NULL, 10));
+}
+
+static double
+exc_double(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return (NAN);
+	return (strtod(PQgetvalue(res, row, col), NULL));
+}
+
+/* The limits of the row's fridge; fridge_id 0 when it has none now. */
+static void
+exc_row_limits(const PGresult *res, int i, struct rules_limits *l)
+{
+	int64_t	fridge = exc_int(res, i, COL_FRIDGE);
+
+	rules_limits_default(l, fridge, RULES_FRIDGE);
+	if (fridge == 0)
+		return;
+	if (strcmp(PQgetvalue(res, i, COL_KIND), "freezer") == 0)
+		l->kind = RULES_FREEZER;
+	l->low_c = exc_double(res, i, COL_LOW);
+	l->high_c = exc_double(res, i, COL_HIGH);
+	l->critical_low_c = exc_double(res, i, COL_CRIT_LOW);
+	l->critical_high_c = exc_double(res, i, COL_CRIT_HIGH);
+	l->hysteresis_c = exc_double(res, i, COL_HYST);
+	l->low_delay = exc_int(res, i, COL_LOW_DELAY);
+	l->high_delay = exc_int(res, i, COL_HIGH_DELAY);
+	l->offline_after = exc_int(res, i, COL_OFFLINE_AFTER);
+	l->battery_low_pct = exc_double(res, i, COL_BATTERY_LOW);
+}
+
+/* What the row says of the sensor's past; the fridge of its open rows. */
+static int64_t
+exc_row_saved(const PGresult *res, int i, struct rules_saved *sv)
+{
+	const char		*kind = PQgetvalue(res, i, COL_T_KIND);
+	struct rules_excursion	*t = &sv->temp, *o = &sv->offline;
+	int64_t			 fridge;
+
+	memset(sv, 0, sizeof *sv);
+	sv->last_ts = exc_int(res, i, COL_LAST_TS);
+	sv->last_temp = exc_double(res, i, COL_LAST_TEMP);
+	sv->last_arrival = exc_int(res, i, COL_LAST_ARRIVAL);
+	sv->battery_at = exc_int(res, i, COL_BATTERY_AT);
+	t->kind = strcmp(kind, "high") == 0 ? RULES_HIGH :
+	    strcmp(kind, "low") == 0 ? RULES_LOW : RULES_NONE;
+	t->started_at = exc_int(res, i, COL_T_STARTED);
+	t->alarmed_at = exc_int(res, i, COL_T_ALARMED);
+	t->peak_c = exc_double(res, i, COL_T_PEAK);
+	t->minutes_out = exc_double(res, i, COL_T_MINUTES);
+	t->degree_minutes = exc_double(res, i, COL_T_DM);
+	o->kind = PQgetisnull(res, i, COL_O_STARTED) ? RULES_NONE :
+	    RULES_OFFLINE;
+	o->started_at = exc_int(res, i, COL_O_STARTED);
+	o->alarmed_at = exc_int(res, i, COL_O_ALARMED);
+	o->peak_c = NAN;
+	if ((fridge = exc_int(res, i, COL_T_FRIDGE)) == 0)
+		fridge = exc_int(res, i, COL_O_FRIDGE);
+	return (fridge);
+}
+
+/*
+ * A sensor met for the first time: rebuild its state. Open rows on
+ * another fridge bind it there, so that the next tick closes them as a
+ * move (rules.c).
+ */
+static void
+exc_restore(struct exc_sensor *es, const PGresult *res, int i,
+    const struct rules_limits *lim, int64_t now)
+{
+	struct rules_saved	sv;
+	struct rules_limits	l = *lim;
+	int64_t			fridge;
+
+	if ((fridge = exc_row_saved(res, i, &sv)) != 0)
+		l.fridge_id = fridge;
+	rules_restore(&es->state, &l, &sv, now);
+}
+
+/* The sensor left its fridge: close what is open and forget it. */
+static void
+exc_detach(struct excursion *ex, struct exc_sensor *es, int64_t now)
+{
+	struct rules_event	ev[RULES_EVENTS_MAX];
+	size_t			n;
+
+	n = rules_detach(&es->state, es->state.last_ts, now, ev,
+	    RULES_EVENTS_MAX);
+	if (n > 0)
+		exc_emit(ex, es, ev, n);
+	log_info("sensor %s: no fridge now, not watched", es->key);
+	exc_sensor_free(es);
+}
+
+/* One row of the load: keep, restore or detach its sensor. */
+static void
+exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
+    const PGresult *res, int i, int64_t now)
+{
+	const char		*key = PQgetvalue(res, i, COL_KEY);
+	uint32_t		 h = exc_hash(key);
+	int64_t			 id = exc_int(res, i, COL_SENSOR);
+	struct exc_sensor	*es;
+	struct rules_limits	 lim;
+
+	exc_row_limits(res, i, &lim);
+	if ((es = exc_map_find(old, key, h)) != NULL && es->id == id)
+		exc_map_remove(old, es);
+	else {
+		es = exc_sensor_new(key, h, id);
+		exc_restore(es, res, i, &lim, now);
+	}
+	es->limits = lim;
+	if (lim.fridge_id == 0)
+		exc_detach(ex, es, now);	/* open rows, no fridge now */
+	else
+		exc_map_add(map, es);
+}
+
+/* The sensors query answered: the new table replaces the old one. */
+static void
+exc_load_done(struct excursion *ex, const PGresult *res)
+{
+	struct exc_map		 old = ex->map;
+	struct exc_sensor	*es;
+	int64_t			 now = vw_now_us();
+	int			 i, n = PQntuples(res);
+
+	exc_map_init(&ex->map, n);
+	for (i = 0; i < n; i++)
+		exc_load_row(ex, &old, &ex->map, res, i, now);
+	while ((es = exc_map_any(&old)) != NULL) {
+		exc_map_remove(&old, es);
+		exc_detach(ex, es, now);
+	}
+	free(old.buckets);
+	metrics.reference_loads++;
+	log_info("excursions: watching %zu sensor%s", ex->map.count,
+	    ex->map.count == 1 ? "" : "s");
+	if (!ex->loaded) {
+		ex->loaded = 1;
+		exc_early_replay(ex);
+	}
+}
+
+/* The first line of libpq's last error. */
+static const char *
+exc_error(struct excursion *ex, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", ex->conn != NULL ?
+	    PQerrorMessage(ex->conn) : "no connection");
+	buf[strcspn(buf, "\n")] = '\0';
+	return (buf);
+}
+
+/* Stop watching the socket. */
+static void
+exc_unwatch(struct excursion *ex)
+{
+	if (ex->fd == -1)
+		return;
+	event_del(&ex->ev_read);
+	event_del(&ex->ev_write);
+	ex->fd = -1;
+}
+
+/* Drop the connection and connect again after a backoff. */
+static void
+exc_lost(struct excursion *ex, const char *why)
+{
+	struct timeval	tv;
+	int64_t		delay;
+
+	evtimer_del(&ex->ev_timeout);
+	exc_unwatch(ex);
+	if (ex->conn != NULL)
+		PQfinish(ex->conn);
+	ex->conn = NULL;
+	ex->state = EXC_DISCONNECTED;
+	if (ex->backoff_ms == 0)
+		ex->backoff_ms = EXC_BACKOFF_MIN_MS;
+	else if ((ex->backoff_ms *= 2) > EXC_BACKOFF_MAX_MS)
+		ex->backoff_ms = EXC_BACKOFF_MAX_MS;
+	delay = ex->backoff_ms / 2 + random() % (ex->backoff_ms / 2 + 1);
+	log_warnx("excursions: database: %s; retrying in %lld ms", why,
+	    (long long)delay);
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(&ex->ev_retry, &tv);
+}
+
+/* Arm (or with 0, clear) the deadline of what is in flight. */
+static void
+exc_deadline(struct excursion *ex, int secs)
+{
+	struct timeval	tv = { secs, 0 };
+
+	if (secs == 0)
+		evtimer_del(&ex->ev_timeout);
+	else
+		evtimer_add(&ex->ev_timeout, &tv);
+}
+
+/* What is in flight took too long: the server is gone. */
+static void
+exc_on_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct excursion	*ex = arg;
+	char			 buf[64];
+
+	snprintf(buf, sizeof buf, "no answer in %d s while %s", EXC_TIMEOUT_S,
+	    exc_state_names[ex->state]);
+	exc_lost(ex, buf);
+}
+
+/* Watch the socket for reading and, when asked, writing. */
+static void
+exc_watch(struct excursion *ex, int want_write)
+{
+	if (PQsocket(ex->conn) != ex->fd) {
+		exc_unwatch(ex);
+		ex->fd = PQsocket(ex->conn);
+		event_assign(&ex->ev_read, ex->vw->base, ex->fd,
+		    EV_READ | EV_PERSIST, exc_on_io, ex);
+		event_assign(&ex->ev_write, ex->vw->base, ex->fd, EV_WRITE,
+		    exc_on_io, ex);
+	}
+	if (!event_pending(&ex->ev_read, EV_READ, NULL))
+		event_add(&ex->ev_read, NULL);
+	if (want_write)
+		event_add(&ex->ev_write, NULL);
+	else
+		event_del(&ex->ev_write);
+}
+
+/* Send a query (with text parameters) in a new state, with a deadline. */
+static void
+exc_send(struct excursion *ex, enum exc_state state, const char *sql,
+    int nparams, const char *const *params)
+{
+	int	ok;
+
+	ex->state = state;
+	ex->failed = ex->retry = 0;
+	exc_deadline(ex, EXC_TIMEOUT_S);
+	if (nparams == 0)
+		ok = PQsendQuery(ex->conn, sql);
+	else
+		ok = PQsendQueryParams(ex->conn, sql, nparams, NULL, params,
+		    NULL, NULL, 0);
+	if (!ok) {
+		exc_lost(ex, "cannot send a query");
+		return;
+	}
+	exc_watch(ex, PQflush(ex->conn) != 0);
+}
+
+/* Messages of the server outside a result (e.g. it shuts down). */
+static void
+exc_notice(void *arg, const char *msg)
+{
+	log_info("excursions: database: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* Connected: say who we are and listen for reference changes. */
+static void
+exc_connected(struct excursion *ex)
+{
+	PQsetNoticeProcessor(ex->conn, exc_notice, ex);
+	if (PQsetnonblocking(ex->conn, 1) != 0) {
+		exc_lost(ex, "cannot make the connection non-blocking");
+		return;
+	}
+	exc_send(ex, EXC_SETUP, "set application_name = 'vialwatchd rules';"
+	    "listen " EXC_CHANNEL, 0, NULL);
+}
+
+/* Drive PQconnectPoll. */
+static void
+exc_connect_step(struct excursion *ex)
+{
+	char	buf[256];
+
+	switch (PQconnectPoll(ex->conn)) {
+	case PGRES_POLLING_READING:
+		exc_watch(ex, 0);
+		break;
+	case PGRES_POLLING_WRITING:
+		exc_watch(ex, 1);
+		event_del(&ex->ev_read);
+		break;
+	case PGRES_POLLING_OK:
+		exc_connected(ex);
+		break;
+	default:
+		exc_lost(ex, exc_error(ex, buf, sizeof buf));
+		break;
+	}
+}
+
+/* Start connecting in the background. */
+static void
+exc_connect(struct excursion *ex)
+{
+	char	buf[256];
+
+	ex->state = EXC_CONNECTING;
+	ex->fd = -1;
+	exc_deadline(ex, EXC_TIMEOUT_S);
+	if ((ex->conn = PQconnectStart(ex->vw->conf->db_conninfo)) == NULL)
+		fatalx("PQconnectStart: out of memory");
+	if (PQstatus(ex->conn) == CONNECTION_BAD) {
+		exc_lost(ex, exc_error(ex, buf, sizeof buf));
+		return;
+	}
+	exc_connect_step(ex);
+}
+
+/* Epoch microseconds as a timestamptz literal in UTC; NULL for 0. */
+static const char *
+exc_param_time(char *buf, size_t len, int64_t us)
+{
+	struct tm	tm;
+	time_t		t;
+	int64_t		frac;
+	size_t		n;
+
+	if (us == 0)
+		return (NULL);
+	t = (time_t)(us / 1000000);
+	if ((frac = us % 1000000) < 0) {
+		frac += 1000000;
+		t--;
+	}
+	gmtime_r(&t, &tm);
+	n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%06lld+00", (long long)frac);
+	return (buf);
+}
+
+/* A double as text, NULL for NAN. */
+static const char *
+exc_param_double(char *buf, size_t len, double v)
+{
+	if (isnan(v))
+		return (NULL);
+	snprintf(buf, len, "%.17g", v);
+	return (buf);
+}
+
+/* Send the first queued event: one statement, one transaction. */
+static void
+exc_send_event(struct excursion *ex)
+{
+	const struct exc_event		*e = &ex->q[ex->qhead];
+	const struct rules_excursion	*x = &e->ev.x;
+	const char			*p[12];
+	char				 b[10][40];
+
+	p[0] = rules_event_name(e->ev.type);
+	snprintf(b[0], sizeof b[0], "%lld", (long long)e->ev.fridge_id);
+	p[1] = b[0];
+	snprintf(b[1], sizeof b[1], "%lld", (long long)e->sensor_id);
+	p[2] = b[1];
+	p[3] = rules_kind_name(x->kind);
+	p[4] = exc_param_time(b[2], sizeof b[2], x->started_at);
+	p[5] = exc_param_time(b[3], sizeof b[3], x->alarmed_at);
+	p[6] = exc_param_time(b[4], sizeof b[4], x->ended_at);
+	p[7] = exc_param_double(b[5], sizeof b[5], x->peak_c);
+	p[8] = exc_param_double(b[6], sizeof b[6], x->minutes_out);
+	p[9] = exc_param_double(b[7], sizeof b[7], x->degree_minutes);
+	p[10] = exc_param_double(b[8], sizeof b[8], e->temp_c);
+	p[11] = exc_param_double(b[9], sizeof b[9], e->ev.battery);
+	exc_send(ex, EXC_WRITING, exc_event_sql, 12, p);
+}
+
+/* Send the sensors query; the first one skips what this run receives. */
+static void
+exc_send_load(struct excursion *ex)
+{
+	const char	*params[1];
+	char		 before[40];
+
+	ex->reload = 0;
+	params[0] = ex->loaded ? NULL :
+	    exc_param_time(before, sizeof before, ex->started_us);
+	exc_send(ex, EXC_LOADING, exc_load_sql, 1, params);
+}
+
+/* The connection is free: a load, then the next event, else done. */
+static void
+exc_next(struct excursion *ex)
+{
+	if (ex->state != EXC_IDLE)
+		return;
+	if (ex->reload)
+		exc_send_load(ex);
+	else if (ex->qlen > 0)
+		exc_send_event(ex);
+	else if (ex->draining)
+		vw_drained(ex->vw);
+}
+
+/* Notifications on our channel: the reference data changed. */
+static void
+exc_notifies(struct excursion *ex)
+{
+	PGnotify	*n;
+
+	while ((n = PQnotifies(ex->conn)) != NULL) {
+		log_debug("excursions: %s changed", n->extra);
+		ex->reload = 1;
+		PQfreemem(n);
+	}
+}
+
+/* An error result: log it; a lost connection or a conflict is retried. */
+static void
+exc_failed(struct excursion *ex, const PGresult *res)
+{
+	const char	*msg = PQresultErrorMessage(res);
+	const char	*code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char	*what = exc_state_names[ex->state];
+	char		 sensor[32] = "";
+
+	ex->failed = 1;
+	ex->retry = code == NULL || strncmp(code, "08", 2) == 0 ||
+	    strncmp(code, "40", 2) == 0 || strncmp(code, "53", 2) == 0 ||
+	    strncmp(code, "57", 2) == 0;
+	if (ex->state == EXC_WRITING) {
+		what = rules_event_name(ex->q[ex->qhead].ev.type);
+		snprintf(sensor, sizeof sensor, " of sensor %lld",
+		    (long long)ex->q[ex->qhead].sensor_id);
+	}
+	if (log_ratelimit(&ex->rl_error, 5, vw_mono_ms()))
+		log_warnx("excursions: %s%s failed: %.*s", what, sensor,
+		    (int)strcspn(msg, "\n"), msg);
+}
+
+/* One result of the query in flight. */
+static void
+exc_result(struct excursion *ex, PGresult *res)
+{
+	ExecStatusType	st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		exc_failed(ex, res);
+	else if (ex->state == EXC_LOADING && PQnfields(res) != COL_COUNT) {
+		log_warnx("excursions: the sensors query gave %d columns, "
+		    "not %d", PQnfields(res), COL_COUNT);
+		ex->failed = 1;
+	} else if (ex->state == EXC_LOADING)
+		exc_load_done(ex, res);
+	PQclear(res);
+}
+
+/* The query in flight is over. */
+static void
+exc_done(struct excursion *ex)
+{
+	exc_deadline(ex, 0);
+	switch (ex->state) {
+	case EXC_SETUP:
+	case EXC_LOADING:
+		if (ex->failed) {
+			exc_lost(ex, ex->state == EXC_SETUP ? "set-up failed" :
+			    "loading the sensors failed (is the schema "
+			    "migrated?)");
+			return;
+		}
+		if (ex->state == EXC_SETUP) {
+			ex->backoff_ms = 0;
+			ex->reload = 1;
+			log_info("excursions: connected");
+		}
+		break;
+	case EXC_WRITING:
+		if (ex->failed && ex->retry) {
+			exc_lost(ex, "an event will be sent again");
+			return;
+		}
+		if (ex->failed)
+			metrics.excursion_events_failed++;
+		exc_pop(ex);
+		break;
+	default:
+		break;
+	}
+	ex->state = EXC_IDLE;
+	exc_notifies(ex);
+	exc_next(ex);
+}
+
+/* Socket events: connect, read results and notifications, send. */
+static void
+exc_io(struct excursion *ex)
+{
+	PGresult	*res;
+	char		 buf[256];
+	int		 rc;
+
+	if (ex->state == EXC_CONNECTING) {
+		exc_connect_step(ex);
+		return;
+	}
+	if (!PQconsumeInput(ex->conn)) {
+		exc_lost(ex, exc_error(ex, buf, sizeof buf));
+		return;
+	}
+	exc_notifies(ex);
+	if (ex->state == EXC_IDLE) {
+		exc_next(ex);
+		if (ex->state == EXC_IDLE)
+			return;
+	}
+	while (!PQisBusy(ex->conn)) {
+		if ((res = PQgetResult(ex->conn)) == NULL) {
+			exc_done(ex);
+			return;
+		}
+		exc_result(ex, res);
+	}
+	if ((rc = PQflush(ex->conn)) == -1) {
+		exc_lost(ex, exc_error(ex, buf, sizeof buf));
+		return;
+	}
+	exc_watch(ex, rc == 1);
+}
+
+static void
+exc_on_io(evutil_socket_t fd, short events, void *arg)
+{
+	exc_io(arg);
+}
+
+static void
+exc_on_retry(evutil_socket_t fd, short events, void *arg)
+{
+	exc_connect(arg);
+}
+
+/* The excursion rules, idle until excursion_start. */
+struct excursion *
+excursion_new(struct vialwatchd *vw)
+{
+	struct excursion	*ex;
+
+	ex = xcalloc(1, sizeof *ex);
+	ex->vw = vw;
+	ex->fd = -1;
+	ex->started_us = vw_now_us();
+	exc_map_init(&ex->map, 0);
+	if ((ex->early = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	evtimer_assign(&ex->ev_retry, vw->base, exc_on_retry, ex);
+	evtimer_assign(&ex->ev_timeout, vw->base, exc_on_timeout, ex);
+	event_assign(&ex->ev_tick, vw->base, -1, EV_PERSIST, exc_on_tick, ex);
+	return (ex);
+}
+
+/* Connect in the background; tick each second. */
+void
+excursion_start(struct excursion *ex)
+{
+	struct timeval	now = { 0, 0 };
+	struct timeval	tick = { EXC_TICK_MS / 1000, EXC_TICK_MS % 1000 * 1000 };
+
+	evtimer_add(&ex->ev_retry, &now);
+	event_add(&ex->ev_tick, &tick);
+}
+
+/* A reload: a new conninfo means a new connection. */
+void
+excursion_reconfigure(struct excursion *ex, const struct conf *old)
+{
+	if (strcmp(old->db_conninfo, ex->vw->conf->db_conninfo) == 0)
+		return;
+	if (ex->state == EXC_DISCONNECTED)
+		return;			/* the retry uses the new one */
+	exc_lost(ex, "configuration changed");
+	ex->backoff_ms = 0;
+	event_del(&ex->ev_retry);
+	exc_connect(ex);
+}
+
+/* SIGHUP: load the sensors again once the connection is free. */
+void
+excursion_reload(struct excursion *ex)
+{
+	log_info("excursions: reloading the sensors");
+	ex->reload = 1;
+	exc_next(ex);
+}
+
+/* Stopping: no more ticks; write what is queued, then vw_drained(). */
+void
+excursion_drain(struct excursion *ex)
+{
+	ex->draining = 1;
+	event_del(&ex->ev_tick);
+	if (ex->qlen == 0)
+		vw_drained(ex->vw);
+	else
+		exc_next(ex);
+}
+
+/* Events not written yet, the one in flight included. */
+size_t
+excursion_pending(struct excursion *ex)
+{
+	return (ex->qlen);
+}
+
+/* Sensors watched. */
+size_t
+excursion_sensors(struct excursion *ex)
+{
+	return (ex->map.count);
+}
+
+/* Open excursions by kind, as the rules hold them. */
+void
+excursion_open_counts(struct excursion *ex, size_t counts[EXCURSION_KINDS])
+{
+	struct exc_sensor	*es;
+	size_t			 i;
+
+	memset(counts, 0, EXCURSION_KINDS * sizeof counts[0]);
+	for (i = 0; ex->map.count > 0 && i <= ex->map.mask; i++) {
+		for (es = ex->map.buckets[i]; es != NULL; es = es->next) {
+			counts[es->state.temp.kind]++;
+			counts[es->state.offline.kind]++;
+		}
+	}
+	counts[RULES_NONE] = 0;
+}
+
+/* Free everything; events still queued are lost (and logged). */
+void
+excursion_free(struct excursion *ex)
+{
+	struct exc_sensor	*es;
+
+	if (ex == NULL)
+		return;
+	if (ex->qlen > 0)
+		log_warnx("excursions: %zu events not written", ex->qlen);
+	exc_unwatch(ex);
+	event_del(&ex->ev_retry);
+	event_del(&ex->ev_timeout);
+	event_del(&ex->ev_tick);
+	if (ex->conn != NULL)
+		PQfinish(ex->conn);
+	while ((es = exc_map_any(&ex->map)) != NULL) {
+		exc_map_remove(&ex->map, es);
+		exc_sensor_free(es);
+	}
+	free(ex->map.buckets);
+	free(ex->q);
+	evbuffer_free(ex->early);
+	free(ex);
+}
