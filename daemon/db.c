@@ -33,8 +33,6 @@
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
-#define DB_BACKOFF_MIN_MS	500
-#define DB_BACKOFF_MAX_MS	30000
 /* A connect or a batch that takes longer means the server is gone. */
 #define DB_TIMEOUT_S		30
 /*
@@ -293,14 +291,8 @@ db_lost(struct db *db, const char *why)
 	free(db->copy_data);
 	db->copy_data = NULL;
 	db->state = DB_DISCONNECTED;
-	if (db->backoff_ms == 0)
-		db->backoff_ms = DB_BACKOFF_MIN_MS;
-	else if ((db->backoff_ms *= 2) > DB_BACKOFF_MAX_MS)
-		db->backoff_ms = DB_BACKOFF_MAX_MS;
-	delay = db->backoff_ms / 2 + random() % (db->backoff_ms / 2 + 1);
+	delay = vw_backoff(&db->backoff_ms, &tv);
 	log_warnx("database: %s; retrying in %lld ms", why, (long long)delay);
-	tv.tv_sec = delay / 1000;
-	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(&db->ev_retry, &tv);
 }
 
@@ -331,13 +323,8 @@ db_hold(struct db *db)
 {
 	struct timeval	tv;
 
-	if (db->fail_backoff_ms == 0)
-		db->fail_backoff_ms = DB_BACKOFF_MIN_MS;
-	else if ((db->fail_backoff_ms *= 2) > DB_BACKOFF_MAX_MS)
-		db->fail_backoff_ms = DB_BACKOFF_MAX_MS;
+	vw_backoff(&db->fail_backoff_ms, &tv);
 	db->holding = 1;
-	tv.tv_sec = db->fail_backoff_ms / 1000;
-	tv.tv_usec = (db->fail_backoff_ms % 1000) * 1000;
 	evtimer_add(&db->ev_flush, &tv);
 }
 
@@ -853,7 +840,7 @@ db_spool_replay(void *arg, char type, const char *line, size_t len,
 {
 	struct db	*db = arg;
 
-	if (strchr("rbonj", type) == NULL || len == 0 ||
+	if (type == '\0' || strchr("rbonj", type) == NULL || len == 0 ||
 	    line[len - 1] != '\n') {
 		metrics.spool_corrupt++;
 		log_warnx("spool: a record of unknown type 0x%02x; skipped",

@@ -43,8 +43,6 @@
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
-#define EXC_BACKOFF_MIN_MS	500
-#define EXC_BACKOFF_MAX_MS	30000
 #define EXC_TIMEOUT_S		30
 #define EXC_TICK_MS		1000
 #define EXC_QUEUE_MIN		64
@@ -691,15 +689,9 @@ exc_lost(struct excursion *ex, const char *why)
 		PQfinish(ex->conn);
 	ex->conn = NULL;
 	ex->state = EXC_DISCONNECTED;
-	if (ex->backoff_ms == 0)
-		ex->backoff_ms = EXC_BACKOFF_MIN_MS;
-	else if ((ex->backoff_ms *= 2) > EXC_BACKOFF_MAX_MS)
-		ex->backoff_ms = EXC_BACKOFF_MAX_MS;
-	delay = ex->backoff_ms / 2 + random() % (ex->backoff_ms / 2 + 1);
+	delay = vw_backoff(&ex->backoff_ms, &tv);
 	log_warnx("excursions: database: %s; retrying in %lld ms", why,
 	    (long long)delay);
-	tv.tv_sec = delay / 1000;
-	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(&ex->ev_retry, &tv);
 }
 

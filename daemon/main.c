@@ -34,7 +34,9 @@
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
-#define STOP_TIMEOUT_S	10
+#define STOP_TIMEOUT_S		10
+#define VW_BACKOFF_MIN_MS	500
+#define VW_BACKOFF_MAX_MS	30000
 
 static struct event	ev_sighup, ev_sigterm, ev_sigint, ev_watchdog, ev_tick;
 static struct event	ev_stop_timeout;
@@ -68,6 +70,25 @@ vw_mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/*
+ * The wait before a reconnect or a retry: *ms, the state, doubles from
+ * VW_BACKOFF_MIN_MS up to VW_BACKOFF_MAX_MS; the wait is between half and
+ * all of it, so that daemons restarted together do not retry together.
+ */
+int64_t
+vw_backoff(int64_t *ms, struct timeval *tv)
+{
+	int64_t	delay;
+
+	*ms = *ms == 0 ? VW_BACKOFF_MIN_MS : *ms * 2;
+	if (*ms > VW_BACKOFF_MAX_MS)
+		*ms = VW_BACKOFF_MAX_MS;
+	delay = *ms / 2 + random() % (*ms / 2 + 1);
+	tv->tv_sec = delay / 1000;
+	tv->tv_usec = (delay % 1000) * 1000;
+	return (delay);
 }
 
 /* sd_notify, or nothing when built without systemd. */

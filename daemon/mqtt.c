@@ -30,8 +30,6 @@
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
-#define MQTT_BACKOFF_MIN_MS	500
-#define MQTT_BACKOFF_MAX_MS	30000
 #define MQTT_READS_PER_EVENT	256
 #define MQTT_PROBE_TIMEOUT_S	10
 
@@ -47,7 +45,6 @@ struct mqtt {
 	struct event		 ev_write;
 	struct event		 ev_misc;
 	struct event		 ev_retry;
-	struct event		 ev_pause;
 	struct ratelimit	 rl_unmatched;
 	struct ratelimit	*rl_sources;	/* one per [source] */
 	int			*sub_mids;	/* SUBSCRIBE message ids */
@@ -63,7 +60,6 @@ static const char *mqtt_state_names[] = {
 
 static void	mqtt_connect(struct mqtt *);
 static void	mqtt_lost(struct mqtt *, const char *);
-static void	mqtt_leave(evutil_socket_t, short, void *);
 
 const char *
 mqtt_state_name(enum mqtt_state s)
@@ -267,14 +263,8 @@ mqtt_lost(struct mqtt *m, const char *why)
 	mqtt_set_state(m, MQTT_DISCONNECTED);
 	if (m->stopping || m->paused)
 		return;
-	if (m->backoff_ms == 0)
-		m->backoff_ms = MQTT_BACKOFF_MIN_MS;
-	else if ((m->backoff_ms *= 2) > MQTT_BACKOFF_MAX_MS)
-		m->backoff_ms = MQTT_BACKOFF_MAX_MS;
-	delay = m->backoff_ms / 2 + random() % (m->backoff_ms / 2 + 1);
+	delay = vw_backoff(&m->backoff_ms, &tv);
 	log_warnx("mqtt: %s; retrying in %lld ms", why, (long long)delay);
-	tv.tv_sec = delay / 1000;
-	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(&m->ev_retry, &tv);
 }
 
@@ -497,7 +487,6 @@ mqtt_new(struct vialwatchd *vw)
 	m->vw = vw;
 	m->fd = -1;
 	evtimer_assign(&m->ev_retry, vw->base, mqtt_retry, m);
-	evtimer_assign(&m->ev_pause, vw->base, mqtt_leave, m);
 	m->dns = evdns_base_new(vw->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	if (m->dns == NULL)
 		log_warnx("mqtt: no asynchronous DNS; host names resolve "
@@ -596,28 +585,14 @@ mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 	mqtt_start(m);
 }
 
-/* Stop reading from the broker for backpressure. */
-static void
-mqtt_leave(evutil_socket_t fd, short events, void *arg)
-{
-	struct mqtt	*m = arg;
-
-	if (!m->paused)
-		return;		/* the database caught up meanwhile */
-	log_warnx("mqtt: too many readings wait for the database; "
-	    "not reading from the broker until they are stored");
-	if (m->fd != -1)
-		event_del(&m->ev_read);
-}
-
 /*
  * Backpressure: while the database is behind, stop reading. The broker
  * holds on to what it has for us (QoS 1 and 2 in our session, QoS 0 in
  * its queue for the connection) and TCP slows the publishers' flow to us.
  * Keepalive pings still go out; should the pause outlast the keepalive,
  * the connection drops and the persistent session queues instead, until
- * mqtt_pause(m, 0). Called from the message callback, where libmosquitto
- * holds its locks: the work is deferred.
+ * mqtt_pause(m, 0). Called from the message callback: nothing here may
+ * call into libmosquitto, which holds its locks there.
  */
 void
 mqtt_pause(struct mqtt *m, int pause)
@@ -626,7 +601,10 @@ mqtt_pause(struct mqtt *m, int pause)
 		return;
 	m->paused = pause;
 	if (pause) {
-		event_active(&m->ev_pause, EV_TIMEOUT, 1);
+		log_warnx("mqtt: too many readings wait for the database; "
+		    "not reading from the broker until they are stored");
+		if (m->fd != -1)
+			event_del(&m->ev_read);
 		return;
 	}
 	log_info("mqtt: the database caught up; reading from the broker again");
@@ -647,7 +625,6 @@ mqtt_stop(struct mqtt *m)
 {
 	m->stopping = 1;
 	event_del(&m->ev_retry);
-	event_del(&m->ev_pause);
 	if (m->state == MQTT_CONNECTED) {
 		mosquitto_disconnect(m->mosq);
 		mosquitto_loop_write(m->mosq, 1);

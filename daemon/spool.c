@@ -44,6 +44,8 @@
 /* After a failed write, records are only kept in memory this long. */
 #define SPOOL_RETRY_MS		1000
 
+#define MINIMUM(a, b)		((a) < (b) ? (a) : (b))
+
 struct spool {
 	char			*dir;		/* state_dir/spool */
 	int			 dirfd;
@@ -499,8 +501,9 @@ spool_commit(struct spool *s, const struct spool_pos *pos)
 	for (; s->first_seg < pos->seg; s->first_seg++) {
 		spool_seg_name(s->first_seg, name, sizeof name);
 		if (fstatat(s->dirfd, name, &st, 0) == 0) {
-			s->disk_bytes -= st.st_size < (off_t)s->disk_bytes ?
-			    (uint64_t)st.st_size : s->disk_bytes;
+			/* A file read short at start was counted short. */
+			s->disk_bytes -= MINIMUM((uint64_t)st.st_size,
+			    s->disk_bytes);
 			if (unlinkat(s->dirfd, name, 0) == -1)
 				log_warn("spool: cannot remove %s", name);
 		}

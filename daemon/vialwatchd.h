@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct timeval;
 struct conf;
 struct mqtt;
 struct db;
@@ -26,6 +27,8 @@ struct vialwatchd {
 /* Wall clock in microseconds since the epoch, monotonic clock in ms. */
 int64_t		 vw_now_us(void);
 int64_t		 vw_mono_ms(void);
+/* Next wait of a retry: *ms doubles from 500 ms to 30 s; jittered. */
+int64_t		 vw_backoff(int64_t *, struct timeval *);
 /*
  * Called by db.c and excursion.c during stop when they have written all
  * they held: exits once both have.
