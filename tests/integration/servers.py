@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -39,11 +40,30 @@ IS_ROOT = os.geteuid() == 0
 _live = set()
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """Returns a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Returns a TCP port on 127.0.0.1 that nothing listens on right now.
+
+    It is taken below the kernel's ephemeral range: a server restarted on
+    its port (a daemon after kill -9) must not find it taken by the source
+    port of some client's outgoing connection meanwhile."""
+    low = _ephemeral_low()
+    for _ in range(1000):
+        port = random.randrange(10000, low) if low > 11000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise ServerError("no free TCP port below the ephemeral range")
 
 
 def wait_for(predicate, timeout, what, interval=0.05):
