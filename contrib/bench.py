@@ -12,7 +12,10 @@ fresh database for every run), it measures:
   latency     publish -> committed row at a fixed 2,000 readings/s, QoS 1,
               read from the rows: pg_xact_commit_timestamp(xmin) - ts;
   rss         the daemon's peak RSS (VmHWM) after 10,000 sensors sent
-              200,000 readings as fast as they could, QoS 1.
+              200,000 readings as fast as they could, QoS 1;
+  alerts      100 fridges each get a reading past their critical bound,
+              10 a second: the time from each publish to its alarm email
+              accepted by a private SMTP catcher, p50/p99.
 
 It prints figures and whether each target was met; it never fails on a
 figure (exit 1 means the benchmark itself could not run).
@@ -36,11 +39,14 @@ import tempfile
 import time
 from pathlib import Path
 
-PHASES = ("qos0", "qos1", "latency", "rss")
+PHASES = ("qos0", "qos1", "latency", "rss", "alerts")
 TARGET_RATIO = 0.9
 TARGET_RATIO_MIN_N = 500000
 TARGET_P99_MS = 250
 TARGET_RSS_MIB = 64
+TARGET_ALERT_P99_S = 2.0
+ALERTS = 100
+ALERTS_RATE = 10
 LATENCY_RATE = 2000
 LATENCY_SECONDS = 30
 RSS_SENSORS = 10000
@@ -224,7 +230,7 @@ class Bench:
         b = self.s.Mosquitto(self.dir / f"mqtt-{name}", persistence=False)
         return b.start()
 
-    def daemon(self, name, broker, dbname, qos):
+    def daemon(self, name, broker, dbname, qos, smtp=None):
         self.serial += 1
         http_port = self.s.free_port()
         state = self.dir / f"state-{name}"
@@ -239,6 +245,9 @@ class Bench:
             "http": {"listen": f"127.0.0.1:{http_port}",
                      "public_url": f"http://127.0.0.1:{http_port}"},
         }
+        if smtp is not None:
+            config["smtp"] = {"url": f"smtp://127.0.0.1:{smtp.port}",
+                              "tls": "none"}
         d = self.s.Daemon(self.dir / f"daemon-{name}", config,
                           binary=str(self.build / "vialwatchd"))
         d.dbname = dbname
@@ -436,6 +445,53 @@ class Bench:
         r["max"], r["min"] = float(q[1]), float(q[2])
         return r
 
+    def alerts(self, count):
+        """count alarms, each its fridge's first reading past 12 C: the
+        time from its publish to the email's arrival (the catcher's file,
+        written when it accepts DATA)."""
+        broker = self.broker("alerts")
+        dbname = self.fresh_db("bench_alerts")
+        smtp = self.s.SmtpCatcher(self.dir / "smtp").start()
+        d = None
+        try:
+            self.pg.sql(
+                "insert into vialwatch.clinic (id, name, timezone) values "
+                "(1, 'Bench clinic', 'UTC');"
+                "insert into vialwatch.contact (clinic_id, name, email) "
+                "values (1, 'Bench', 'bench@clinic.example');"
+                "insert into vialwatch.fridge (id, clinic_id, name) select i, 1,"
+                " format('Fridge %s', i) from generate_series(1, "
+                f"{count}) i;"
+                "insert into vialwatch.sensor (key, fridge_id) select "
+                "format('bench/f%s', i), i from generate_series(1, "
+                f"{count}) i", dbname=dbname)
+            d = self.daemon("alerts", broker, dbname, 1, smtp=smtp)
+            self.s.wait_for(lambda: d.metric("vialwatch_excursion_sensors")
+                            == count, 30, "the sensors loaded")
+            sent = {}
+            t0 = time.monotonic()
+            for i in range(1, count + 1):
+                time.sleep(max(0.0, t0 + (i - 1) / ALERTS_RATE
+                               - time.monotonic()))
+                sent[f"Fridge {i}"] = time.time()
+                broker.publish(f"bench/f{i}", '{"temperature": 13.0}', qos=1)
+            smtp.wait_messages(count, timeout=60)
+            lat = []
+            for m in smtp.messages():
+                name = re.search(r"ALARM: (Fridge \d+) ", m["Subject"])
+                arrived = m.path.with_suffix(".json").stat().st_mtime
+                lat.append(arrived - sent.pop(name.group(1)))
+            lat.sort()
+            def pct(q):
+                return lat[min(len(lat) - 1, int(q * len(lat)))]
+            return {"n": count, "got": len(lat), "p50": pct(0.5),
+                    "p99": pct(0.99), "max": lat[-1]}
+        finally:
+            if d is not None:
+                d.stop()
+            smtp.stop()
+            broker.stop()
+
     # --- report ---------------------------------------------------------
 
     def header(self, n, sensors):
@@ -479,6 +535,10 @@ class Bench:
         if "rss" in res:
             print(f"peak RSS of vialwatchd, {n_(RSS_SENSORS)} sensors, QoS 1")
             report_rss(res["rss"])
+        if "alerts" in res:
+            print(f"alarm email, publish -> accepted by the SMTP server, "
+                  f"{ALERTS} alarms at {ALERTS_RATE}/s")
+            report_alerts(res["alerts"])
         print("\ndetails")
         for line in self.details:
             print(f"  {line}")
@@ -541,6 +601,16 @@ def report_rss(r):
     row(f"VmHWM {mib:.1f} MiB", target, verdict(mib < TARGET_RSS_MIB, r))
 
 
+def report_alerts(r):
+    target = f"p99 < {TARGET_ALERT_P99_S:g} s"
+    if isinstance(r, str):
+        row("", target, f"FAILED: {r}")
+        return
+    row(f"p50 {r['p50'] * 1000:.0f} ms   p99 {r['p99'] * 1000:.0f} ms   "
+        f"max {r['max'] * 1000:.0f} ms", target,
+        verdict(r["p99"] < TARGET_ALERT_P99_S, r))
+
+
 def phases(text):
     out = []
     for p in text.split(","):
@@ -600,8 +670,12 @@ def main():
         log(f"rss: {n_(rss_n)} readings from {n_(RSS_SENSORS)} sensors")
         return b.through_daemon("rss", 1, rss_n, RSS_SENSORS)
 
+    def alerts():
+        log(f"alerts: {ALERTS} alarms at {ALERTS_RATE}/s")
+        return b.alerts(ALERTS)
+
     runs = {"qos0": lambda: rates(0), "qos1": lambda: rates(1),
-            "latency": latency, "rss": rss}
+            "latency": latency, "rss": rss, "alerts": alerts}
     b = Bench(args, servers)
     ok = False
     try:

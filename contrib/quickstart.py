@@ -3,9 +3,11 @@
 
 Starts PostgreSQL, Mosquitto and an SMTP catcher under one directory,
 creates and migrates the database, loads two demo clinics, starts the
-freshly built vialwatchd and feeds it with contrib/demo-feed.  Ctrl-C stops
-everything.  With --exit-after it stops by itself and exits 0 only if every
-demo probe's readings reached vialwatch.reading.
+freshly built vialwatchd and feeds it with contrib/demo-feed, whose freezer
+thaws for a while: the alarm and recovery emails the daemon sends are
+caught and printed.  Ctrl-C stops everything.  With --exit-after it stops
+by itself and exits 0 only if every demo probe's readings reached
+vialwatch.reading and both emails were caught.
 
     quickstart.py --srcdir SRC [--builddir BUILD] [--dir DIR] [--exit-after S]
 """
@@ -200,6 +202,37 @@ def readings_per_sensor(pg):
             "group by s.key order by s.key").fetchall())
 
 
+class MailWatch:
+    """Prints each email the catcher receives: a line for each, and the
+    whole text of the first alarm and the first recovery."""
+
+    def __init__(self, smtp):
+        self.smtp = smtp
+        self.seen = set()
+        self.shown = set()
+
+    def poll(self):
+        for m in self.smtp.messages():
+            if m.path.name in self.seen:
+                continue
+            self.seen.add(m.path.name)
+            subject = m["Subject"]
+            print(f"quickstart: email caught, {m.path}\n"
+                  f"            to {', '.join(m.envelope_to)}: {subject}",
+                  flush=True)
+            kind = subject.split(":", 1)[0]
+            if kind in ("ALARM", "Recovered") and kind not in self.shown:
+                self.shown.add(kind)
+                text = m.get_content().rstrip("\n")
+                print("\n    " + "\n    ".join(
+                    [f"From: {m['From']}", f"To: {m['To']}",
+                     f"Subject: {subject}", ""] + text.split("\n")) + "\n",
+                      flush=True)
+
+    def caught(self, kind):
+        return kind in self.shown
+
+
 def banner(run, pg, broker, smtp, d):
     url = f"http://127.0.0.1:{d.http_port}"
     print(f"""
@@ -210,6 +243,8 @@ vialwatch is running, fed by contrib/demo-feed.  Everything is in
   Metrics    curl -s {url}/metrics
   Database   psql "{pg.conninfo('vialwatch')}"
   Emails     {smtp.maildir}/  (one .eml per message)
+             The demo freezer (Gefrierschrank) thaws a few rounds after the
+             start: its alarm and recovery emails are printed here.
   Logs       {d.log_path}
              {run}/demo-feed.log
   Config     {d.conf_path}
@@ -220,6 +255,10 @@ Things to try in psql:
     join vialwatch.sensor s on s.id = r.sensor_id order by r.ts desc limit 10;
   select key, source, first_seen from vialwatch.sensor where fridge_id is null;
   select received_at, topic, code, reason from vialwatch.rejected_message;
+
+Acknowledge the alarm: open the link in the alarm email, or
+  vialwatchctl -c {d.conf_path} ack ID --by NAME --note TEXT
+  vialwatchctl -c {d.conf_path} excursions
 
 Send a reading the daemon refuses, and find it in rejected_message:
   mosquitto_pub -p {broker.port} -q 1 -t zigbee2mqtt/chicago-botox-fridge \\
@@ -308,15 +347,18 @@ def main():
                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
         banner(run, pg, broker, smtp, d)
 
+        mail = MailWatch(smtp)
         deadline = time.monotonic() + args.exit_after if args.exit_after else None
         while deadline is None or time.monotonic() < deadline:
             d.check_alive()
             feed.check_alive()
+            mail.poll()
             time.sleep(0.5)
 
         # --exit-after: stop the feed and let the daemon flush, then count.
         feed.terminate()
         code = d.stop(timeout=30)
+        mail.poll()
         counts = readings_per_sensor(pg)
         print("\nreadings per sensor:")
         missing = []
@@ -333,7 +375,11 @@ def main():
         if missing:
             print(f"quickstart: no readings from {', '.join(missing)}; see "
                   f"{d.log_path}", file=sys.stderr)
-        return 0 if code == 0 and not missing else 1
+        emails = [k for k in ("ALARM", "Recovered") if not mail.caught(k)]
+        if emails:
+            print(f"quickstart: no {' or '.join(emails)} email caught in "
+                  f"{smtp.maildir}; see {d.log_path}", file=sys.stderr)
+        return 0 if code == 0 and not missing and not emails else 1
     except KeyboardInterrupt:
         print("\nquickstart: stopping", flush=True)
         return 0

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <ini.h>
+#include <json-c/json.h>
 #include <mosquitto.h>
 
 #include "conf.h"
@@ -947,4 +948,32 @@ conf_free(struct conf *c)
 	free(c->http_host);
 	free(c->http_public_url);
 	free(c);
+}
+
+/*
+ * The hooks as the database's vialwatch.hooks setting wants them: a JSON
+ * object of each hook's name and its events (null for all).  To free.
+ */
+char *
+conf_hooks_json(const struct conf *c)
+{
+	json_object	*o, *a;
+	char		*s;
+	int		 i, j;
+
+	o = json_object_new_object();
+	for (i = 0; i < c->nhooks; i++) {
+		a = NULL;
+		if (c->hooks[i].events != NULL) {
+			a = json_object_new_array();
+			for (j = 0; c->hooks[i].events[j] != NULL; j++)
+				json_object_array_add(a,
+				    json_object_new_string(
+				    c->hooks[i].events[j]));
+		}
+		json_object_object_add(o, c->hooks[i].name, a);
+	}
+	s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return (s);
 }

@@ -84,8 +84,8 @@ fridge_cell(const char *s, int width)
 }
 
 /* Print res as aligned columns under head. */
-static void
-fridge_print(const PGresult *res, const char *const *head, int ncols)
+void
+ctl_table(const PGresult *res, const char *const *head, int ncols)
 {
 	int	*w, i, j, n = PQntuples(res);
 
@@ -127,7 +127,7 @@ ctl_fridges(struct ctl *ctl, int argc, char **argv)
 	if ((n = PQntuples(res)) == 0)
 		printf("no fridges\n");
 	else {
-		fridge_print(res, head, 10);
+		ctl_table(res, head, 10);
 		printf("%d fridge%s\n", n, n == 1 ? "" : "s");
 	}
 	PQclear(res);
@@ -299,7 +299,7 @@ lots_list(struct ctl *ctl, int argc, char **argv)
 	if (PQntuples(res) == 0)
 		printf("no lots\n");
 	else
-		fridge_print(res, head, 9);
+		ctl_table(res, head, 9);
 	PQclear(res);
 	return (0);
 }
@@ -325,47 +325,6 @@ lots_refused(struct ctl *ctl, const char *id, const char *verb)
 	PQclear(res);
 }
 
-/* Parse "ID --by NAME --note TEXT"; 0, -1 (reported) or CTL_USAGE. */
-static int
-lots_parse_decision(int argc, char **argv, const char **by,
-    const char **note)
-{
-	static const struct option	 longopts[] = {
-		{ "by", required_argument, NULL, 'b' },
-		{ "note", required_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 }
-	};
-	int				 ch;
-
-	*by = *note = NULL;
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+b:n:", longopts, NULL)) != -1) {
-		if (ch == 'b')
-			*by = optarg;
-		else if (ch == 'n')
-			*note = optarg;
-		else
-			return (CTL_USAGE);
-	}
-	if (optind != argc) {
-		ctl_warnx("lots: unexpected argument: %s", argv[optind]);
-		return (CTL_USAGE);
-	}
-	if (*by == NULL || *note == NULL ||
-	    strspn(*by, " \t") == strlen(*by) ||
-	    strspn(*note, " \t") == strlen(*note)) {
-		ctl_warnx("lots: --by NAME and --note TEXT are required: who "
-		    "decided, and why");
-		return (CTL_USAGE);
-	}
-	if (ctl_check_id(argv[0]) != 0) {
-		ctl_warnx("lots: bad lot id \"%s\": expected a number",
-		    argv[0]);
-		return (-1);
-	}
-	return (0);
-}
-
 /* lots release|discard ID --by NAME --note TEXT */
 static int
 lots_decide(struct ctl *ctl, int argc, char **argv)
@@ -379,8 +338,8 @@ lots_decide(struct ctl *ctl, int argc, char **argv)
 		return (CTL_USAGE);
 	}
 	status = strcmp(argv[0], "release") == 0 ? "released" : "discarded";
-	if ((rc = lots_parse_decision(argc - 1, argv + 1, &params[2],
-	    &params[3])) != 0)
+	if ((rc = ctl_parse_decision("lots", "lot", argc - 1, argv + 1,
+	    &params[2], &params[3])) != 0)
 		return (rc == CTL_USAGE ? CTL_USAGE : 1);
 	params[0] = argv[1];
 	params[1] = status;

@@ -4,6 +4,7 @@
 #endif
 
 #include <ctype.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,11 +47,61 @@ static const struct ctl_command ctl_commands[] = {
 	    ctl_lots },
 	{ "lots", "release|discard ID --by NAME --note TEXT",
 	    "decide on a quarantined lot", 0, 16, ctl_lots },
+	{ "excursions", "[--days N]",
+	    "list open excursions and those of the last N (7) days", 0, 2,
+	    ctl_excursions },
+	{ "ack", "ID --by NAME --note TEXT",
+	    "acknowledge an excursion's alarm, with the action taken", 1, 16,
+	    ctl_ack },
 	{ "report", "--fridge ID --month YYYY-MM [-o file]",
 	    "a fridge's temperature log for a month, as CSV", 2, 16,
 	    ctl_report },
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
+
+/*
+ * Parse "ID --by NAME --note TEXT" of command cmd about a what (lot,
+ * excursion); 0, -1 (reported) or CTL_USAGE.
+ */
+int
+ctl_parse_decision(const char *cmd, const char *what, int argc,
+    char **argv, const char **by, const char **note)
+{
+	static const struct option	 longopts[] = {
+		{ "by", required_argument, NULL, 'b' },
+		{ "note", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int				 ch;
+
+	*by = *note = NULL;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+b:n:", longopts, NULL)) != -1) {
+		if (ch == 'b')
+			*by = optarg;
+		else if (ch == 'n')
+			*note = optarg;
+		else
+			return (CTL_USAGE);
+	}
+	if (optind != argc) {
+		ctl_warnx("%s: unexpected argument: %s", cmd, argv[optind]);
+		return (CTL_USAGE);
+	}
+	if (*by == NULL || *note == NULL ||
+	    strspn(*by, " \t") == strlen(*by) ||
+	    strspn(*note, " \t") == strlen(*note)) {
+		ctl_warnx("%s: --by NAME and --note TEXT are required: who "
+		    "decided, and why", cmd);
+		return (CTL_USAGE);
+	}
+	if (ctl_check_id(argv[0]) != 0) {
+		ctl_warnx("%s: bad %s id \"%s\": expected a number", cmd,
+		    what, argv[0]);
+		return (-1);
+	}
+	return (0);
+}
 
 /* If s is a positive decimal number that fits a bigint, 0; else -1. */
 int

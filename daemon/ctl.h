@@ -28,15 +28,22 @@ void		 ctl_pg_error(struct ctl *, const PGresult *, const char *,
 PGresult	*ctl_query(struct ctl *, const char *, int,
 		     const char *const *);
 int		 ctl_exec(struct ctl *, const char *);
+int		 ctl_parse_decision(const char *, const char *, int, char **,
+		     const char **, const char **);
 
 /* ctl-migrate.c */
 int		 ctl_migrate(struct ctl *, int, char **);
 
 /* ctl-fridge.c */
+void		 ctl_table(const PGresult *, const char *const *, int);
 int		 ctl_fridges(struct ctl *, int, char **);
 int		 ctl_assign(struct ctl *, int, char **);
 int		 ctl_unassign(struct ctl *, int, char **);
 int		 ctl_lots(struct ctl *, int, char **);
+
+/* ctl-ack.c */
+int		 ctl_ack(struct ctl *, int, char **);
+int		 ctl_excursions(struct ctl *, int, char **);
 
 /* ctl-report.c */
 int		 ctl_report(struct ctl *, int, char **);

@@ -772,13 +772,27 @@ exc_notice(void *arg, const char *msg)
 static void
 exc_connected(struct excursion *ex)
 {
+	char	*hooks, *lit, *sql;
+
 	PQsetNoticeProcessor(ex->conn, exc_notice, ex);
 	if (PQsetnonblocking(ex->conn, 1) != 0) {
 		exc_lost(ex, "cannot make the connection non-blocking");
 		return;
 	}
-	exc_send(ex, EXC_SETUP, "set application_name = 'vialwatchd rules';"
-	    "listen " EXC_CHANNEL, 0, NULL);
+	/* Also which hooks to queue rows for (vialwatch.hook_notify()). */
+	hooks = conf_hooks_json(ex->vw->conf);
+	lit = PQescapeLiteral(ex->conn, hooks, strlen(hooks));
+	free(hooks);
+	if (lit == NULL) {
+		exc_lost(ex, "cannot quote the hooks");
+		return;
+	}
+	xasprintf(&sql, "set application_name = 'vialwatchd rules';"
+	    "listen " EXC_CHANNEL ";"
+	    "select set_config('vialwatch.hooks', %s, false)", lit);
+	PQfreemem(lit);
+	exc_send(ex, EXC_SETUP, sql, 0, NULL);
+	free(sql);
 }
 
 /* Drive PQconnectPoll. */
@@ -1075,11 +1089,19 @@ excursion_start(struct excursion *ex)
 	event_add(&ex->ev_tick, &tick);
 }
 
-/* A reload: a new conninfo means a new connection. */
+/* A reload: a new conninfo or new hooks mean a new connection. */
 void
 excursion_reconfigure(struct excursion *ex, const struct conf *old)
 {
-	if (strcmp(old->db_conninfo, ex->vw->conf->db_conninfo) == 0)
+	char	*a, *b;
+	int	 same;
+
+	a = conf_hooks_json(old);
+	b = conf_hooks_json(ex->vw->conf);
+	same = strcmp(a, b) == 0;
+	free(a);
+	free(b);
+	if (same && strcmp(old->db_conninfo, ex->vw->conf->db_conninfo) == 0)
 		return;
 	if (ex->state == EXC_DISCONNECTED)
 		return;			/* the retry uses the new one */

@@ -1,4 +1,4 @@
-/* HTTP on libevent's evhttp: /healthz and /metrics. */
+/* HTTP on libevent's evhttp: /healthz, /metrics and the link pages. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "pages.h"
 #include "spool.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
@@ -87,10 +88,20 @@ http_metrics(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
+/* Everything else: the pages of signed links, or 404. */
 static void
 http_notfound(struct evhttp_request *req, void *arg)
 {
+	struct http	*http = arg;
 	struct evbuffer	*b;
+	const char	*path;
+
+	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (path != NULL && strncmp(path, "/ack/", 5) == 0 &&
+	    strchr(path + 5, '/') == NULL) {
+		pages_ack(http->vw, req, path + 5);
+		return;
+	}
 
 	b = evbuffer_new();
 	evbuffer_add_printf(b, "not found\n");

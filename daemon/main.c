@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "outbox.h"
 #include "spool.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
@@ -186,17 +187,22 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	mqtt_reconfigure(vw->mqtt, old);
 	db_reconfigure(vw->db, old);
 	excursion_reconfigure(vw->excursion, old);
+	outbox_reconfigure(vw->outbox, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
 }
 
-/* All queued rows and excursion events are committed: exit. */
+/*
+ * All queued rows and excursion events are committed and the sends under
+ * way are over and recorded: exit.
+ */
 void
 vw_drained(struct vialwatchd *vw)
 {
 	if (!vw->stopping || db_pending(vw->db) > 0 ||
-	    excursion_pending(vw->excursion) > 0)
+	    excursion_pending(vw->excursion) > 0 ||
+	    outbox_pending(vw->outbox) > 0)
 		return;
 	event_base_loopexit(vw->base, NULL);
 }
@@ -206,11 +212,13 @@ on_stop_timeout(evutil_socket_t fd, short events, void *arg)
 {
 	struct vialwatchd	*vw = arg;
 
-	log_warnx("stopping after %d s with %zu readings not stored and %zu "
-	    "excursion events not written: the database did not take them",
-	    STOP_TIMEOUT_S, db_pending(vw->db),
-	    excursion_pending(vw->excursion));
-	exit_status = 1;
+	if (db_pending(vw->db) > 0 || excursion_pending(vw->excursion) > 0) {
+		log_warnx("stopping after %d s with %zu readings not stored "
+		    "and %zu excursion events not written: the database did "
+		    "not take them", STOP_TIMEOUT_S, db_pending(vw->db),
+		    excursion_pending(vw->excursion));
+		exit_status = 1;
+	}
 	event_base_loopexit(vw->base, NULL);
 }
 
@@ -229,6 +237,7 @@ on_stop(evutil_socket_t fd, short events, void *arg)
 	mqtt_stop(vw->mqtt);
 	evtimer_assign(&ev_stop_timeout, vw->base, on_stop_timeout, vw);
 	evtimer_add(&ev_stop_timeout, &tv);
+	outbox_drain(vw->outbox);
 	excursion_drain(vw->excursion);
 	db_drain(vw->db);
 }
@@ -336,6 +345,7 @@ main(int argc, char **argv)
 	state_dir_open(vw.conf->state_dir);
 	vw.db = db_new(&vw);
 	vw.excursion = excursion_new(&vw);
+	vw.outbox = outbox_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -350,11 +360,13 @@ main(int argc, char **argv)
 	mqtt_start(vw.mqtt);
 	db_start(vw.db);
 	excursion_start(vw.excursion);
+	outbox_start(vw.outbox);
 
 	event_base_loop(vw.base, 0);
 
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
+	outbox_free(vw.outbox);
 	excursion_free(vw.excursion);
 	db_free(vw.db);
 	spool_free(vw.spool);

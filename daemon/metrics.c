@@ -12,6 +12,7 @@
 #include "excursion.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "outbox.h"
 #include "spool.h"
 #include "vialwatchd.h"
 
@@ -39,19 +40,32 @@ metrics_source_id(const char *name)
 	return (metrics.nsources++);
 }
 
+static void
+metrics_observe(struct metrics_histogram *h, double v)
+{
+	int	i;
+
+	h->count++;
+	h->sum += v;
+	for (i = 0; i < METRICS_BUCKETS; i++) {
+		if (v <= metrics_bounds[i])
+			h->bucket[i]++;
+	}
+}
+
 /* Record one committed batch. */
 void
 metrics_batch(int rows, double seconds)
 {
-	int	i;
-
 	metrics.batches++;
 	metrics.batch_rows_sum += rows;
-	metrics.batch_seconds_sum += seconds;
-	for (i = 0; i < METRICS_BUCKETS; i++) {
-		if (seconds <= metrics_bounds[i])
-			metrics.batch_seconds_bucket[i]++;
-	}
+	metrics_observe(&metrics.batch_seconds, seconds);
+}
+
+void
+metrics_delivery(double seconds)
+{
+	metrics_observe(&metrics.delivery_seconds, seconds);
 }
 
 /* Label values: escape backslash, quote and newline. */
@@ -83,6 +97,22 @@ metrics_one(struct evbuffer *b, const char *name, const char *type,
 {
 	metrics_header(b, name, type, help);
 	evbuffer_add_printf(b, "%s %llu\n", name, value);
+}
+
+static void
+metrics_histogram(struct evbuffer *b, const char *name, const char *help,
+    const struct metrics_histogram *h)
+{
+	int	i;
+
+	metrics_header(b, name, "histogram", help);
+	for (i = 0; i < METRICS_BUCKETS; i++) {
+		evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+		    metrics_bounds[i], (unsigned long long)h->bucket[i]);
+	}
+	evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n"
+	    "%s_count %llu\n", name, (unsigned long long)h->count, name, h->sum,
+	    name, (unsigned long long)h->count);
 }
 
 static void
@@ -122,27 +152,15 @@ metrics_render_ingest(struct evbuffer *b)
 static void
 metrics_render_batches(struct evbuffer *b)
 {
-	int	i;
-
 	metrics_header(b, "vialwatch_batch_rows", "summary",
 	    "Rows per committed batch.");
 	evbuffer_add_printf(b, "vialwatch_batch_rows_sum %llu\n"
 	    "vialwatch_batch_rows_count %llu\n",
 	    (unsigned long long)metrics.batch_rows_sum,
 	    (unsigned long long)metrics.batches);
-	metrics_header(b, "vialwatch_batch_seconds", "histogram",
-	    "Time from sending a batch to its commit.");
-	for (i = 0; i < METRICS_BUCKETS; i++) {
-		evbuffer_add_printf(b,
-		    "vialwatch_batch_seconds_bucket{le=\"%g\"} %llu\n",
-		    metrics_bounds[i],
-		    (unsigned long long)metrics.batch_seconds_bucket[i]);
-	}
-	evbuffer_add_printf(b, "vialwatch_batch_seconds_bucket{le=\"+Inf\"} "
-	    "%llu\nvialwatch_batch_seconds_sum %.6f\n"
-	    "vialwatch_batch_seconds_count %llu\n",
-	    (unsigned long long)metrics.batches, metrics.batch_seconds_sum,
-	    (unsigned long long)metrics.batches);
+	metrics_histogram(b, "vialwatch_batch_seconds",
+	    "Time from sending a batch to its commit.",
+	    &metrics.batch_seconds);
 	metrics_one(b, "vialwatch_batch_errors_total", "counter",
 	    "Batches that failed and were retried.",
 	    metrics.batch_errors);
@@ -207,6 +225,51 @@ metrics_render_excursions(struct vialwatchd *vw, struct evbuffer *b)
 	    metrics.reference_loads);
 }
 
+static void
+metrics_render_outbox(struct vialwatchd *vw, struct evbuffer *b)
+{
+	static const char	*channels[] = { "email", "hook" };
+	static const char	*states[] = { "pending", "failed", "dead" };
+	int64_t			 n;
+	int			 k, st;
+
+	metrics_header(b, "vialwatch_notifications_total", "counter",
+	    "Deliveries of notifications by this daemon, by channel and "
+	    "outcome.");
+	for (k = 0; k < METRICS_CHANNELS; k++) {
+		evbuffer_add_printf(b, "vialwatch_notifications_total"
+		    "{channel=\"%s\",status=\"sent\"} %llu\n"
+		    "vialwatch_notifications_total"
+		    "{channel=\"%s\",status=\"failed\"} %llu\n"
+		    "vialwatch_notifications_total"
+		    "{channel=\"%s\",status=\"dead\"} %llu\n", channels[k],
+		    (unsigned long long)metrics.notifications_sent[k],
+		    channels[k],
+		    (unsigned long long)metrics.notifications_failed[k],
+		    channels[k],
+		    (unsigned long long)metrics.notifications_dead[k]);
+	}
+	metrics_header(b, "vialwatch_notifications", "gauge",
+	    "Notifications not sent in vialwatch.notification (all daemons), "
+	    "by channel and status, counted every 10 s.");
+	for (k = 0; k < OUTBOX_CHANNELS; k++) {
+		for (st = 0; st < OUTBOX_STATES; st++) {
+			if ((n = outbox_backlog(vw->outbox, k, st)) < 0)
+				continue;
+			evbuffer_add_printf(b, "vialwatch_notifications"
+			    "{channel=\"%s\",status=\"%s\"} %lld\n",
+			    channels[k], states[st], (long long)n);
+		}
+	}
+	metrics_histogram(b, "vialwatch_notification_delivery_seconds",
+	    "Time from queueing a notification to its delivery.",
+	    &metrics.delivery_seconds);
+	metrics_header(b, "vialwatch_acknowledgements_total", "counter",
+	    "Excursions acknowledged on the page of a signed link.");
+	evbuffer_add_printf(b, "vialwatch_acknowledgements_total %llu\n",
+	    (unsigned long long)metrics.acks);
+}
+
 /* Write every metric into b. */
 void
 metrics_render(struct vialwatchd *vw, struct evbuffer *b)
@@ -215,6 +278,7 @@ metrics_render(struct vialwatchd *vw, struct evbuffer *b)
 	metrics_render_batches(b);
 	metrics_render_spool(vw, b);
 	metrics_render_excursions(vw, b);
+	metrics_render_outbox(vw, b);
 
 	metrics_one(b, "vialwatch_readings_pending", "gauge",
 	    "Readings and rejected messages waiting for the database.",

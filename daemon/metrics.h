@@ -13,6 +13,16 @@ struct vialwatchd;
 #define METRICS_SOURCES_MAX	256
 #define METRICS_BUCKETS		12
 
+/* A histogram over the buckets of metrics.c, from 5 ms to 30 s. */
+struct metrics_histogram {
+	uint64_t	 bucket[METRICS_BUCKETS];
+	uint64_t	 count;
+	double		 sum;
+};
+
+/* Notifications by channel: email, hook. */
+#define METRICS_CHANNELS	2
+
 struct metrics {
 	struct {
 		char		name[64];
@@ -26,8 +36,7 @@ struct metrics {
 	uint64_t	 batches;
 	uint64_t	 batch_errors;
 	uint64_t	 batch_rows_sum;
-	uint64_t	 batch_seconds_bucket[METRICS_BUCKETS];
-	double		 batch_seconds_sum;
+	struct metrics_histogram batch_seconds;
 	uint64_t	 mqtt_connects;
 	uint64_t	 db_connects;
 	uint64_t	 spool_replayed;
@@ -38,12 +47,19 @@ struct metrics {
 	uint64_t	 excursion_events_failed;
 	uint64_t	 excursion_events_dropped;
 	uint64_t	 reference_loads;
+	uint64_t	 notifications_sent[METRICS_CHANNELS];
+	uint64_t	 notifications_failed[METRICS_CHANNELS];
+	uint64_t	 notifications_dead[METRICS_CHANNELS];
+	struct metrics_histogram delivery_seconds;
+	uint64_t	 acks;		/* on the acknowledge page */
 };
 
 extern struct metrics metrics;
 
 int	metrics_source_id(const char *);
 void	metrics_batch(int, double);
+/* A notification delivered, seconds after it was queued. */
+void	metrics_delivery(double);
 void	metrics_render(struct vialwatchd *, struct evbuffer *);
 
 #endif

@@ -12,6 +12,7 @@ struct db;
 struct http;
 struct spool;
 struct excursion;
+struct outbox;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -21,6 +22,7 @@ struct vialwatchd {
 	struct http		*http;
 	struct spool		*spool;
 	struct excursion	*excursion;
+	struct outbox		*outbox;
 	int			 stopping;
 };
 
@@ -30,8 +32,8 @@ int64_t		 vw_mono_ms(void);
 /* Next wait of a retry: *ms doubles from 500 ms to 30 s; jittered. */
 int64_t		 vw_backoff(int64_t *, struct timeval *);
 /*
- * Called by db.c and excursion.c during stop when they have written all
- * they held: exits once both have.
+ * Called by db.c, excursion.c and outbox.c during stop when they have
+ * written all they held: exits once all have.
  */
 void		 vw_drained(struct vialwatchd *);
 

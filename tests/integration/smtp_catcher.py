@@ -89,7 +89,9 @@ def make_authenticator(user, password):
             and auth_data.login.decode() == user
             and auth_data.password.decode() == password
         )
-        return AuthResult(success=ok)
+        # Not handled: aiosmtpd answers 235 or 535 itself, and keeps the
+        # login for the .json.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     return authenticator
 

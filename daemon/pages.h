@@ -1,0 +1,11 @@
+/* pages.c: the HTML pages of the signed links in emails. */
+#ifndef PAGES_H
+#define PAGES_H
+
+struct evhttp_request;
+struct vialwatchd;
+
+/* /ack/TOKEN: GET shows the excursion and a form, POST acknowledges. */
+void	pages_ack(struct vialwatchd *, struct evhttp_request *, const char *);
+
+#endif

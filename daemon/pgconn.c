@@ -1,0 +1,493 @@
+/*
+ * One asynchronous PostgreSQL connection on the event loop, for the parts
+ * of the daemon that talk to the database a statement at a time (the
+ * outbox, the acknowledge pages).  It connects in the background with
+ * PQconnectPoll, names itself in application_name, then runs queued
+ * statements one after the other, each with its own deadline; a lost
+ * connection gives every queued statement a NULL result and is made again
+ * after a backoff.  NOTIFYs are passed on as they come.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <sys/queue.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <libpq-fe.h>
+
+#include "conf.h"
+#include "log.h"
+#include "pgconn.h"
+#include "vialwatchd.h"
+#include "xmalloc.h"
+
+#define PGCONN_TIMEOUT_S	30
+
+enum pgconn_state {
+	PGCONN_DOWN,
+	PGCONN_CONNECTING,
+	PGCONN_SETUP,
+	PGCONN_UP,
+};
+
+struct pgconn_query {
+	char			*sql;
+	char			**params;
+	int			 nparams;
+	pgconn_cb		 cb;
+	void			*arg;
+	TAILQ_ENTRY(pgconn_query) entry;
+};
+TAILQ_HEAD(pgconn_queries, pgconn_query);
+
+struct pgconn {
+	struct vialwatchd	*vw;
+	char			*name;
+	struct pgconn_events	 events;
+	void			*arg;
+
+	PGconn			*conn;
+	enum pgconn_state	 state;
+	int			 fd;
+	int			 inflight;	/* the queue's head is sent */
+	PGresult		*last;		/* of the query in flight */
+	int64_t			 backoff_ms;
+	struct pgconn_queries	 queue;
+	int			 nqueued;
+
+	struct event		 ev_read;
+	struct event		 ev_write;
+	struct event		 ev_retry;
+	struct event		 ev_timeout;
+};
+
+static void	pgconn_on_io(evutil_socket_t, short, void *);
+static void	pgconn_next(struct pgconn *);
+
+static void
+pgconn_query_free(struct pgconn_query *q)
+{
+	int	i;
+
+	for (i = 0; i < q->nparams; i++)
+		free(q->params[i]);
+	free(q->params);
+	free(q->sql);
+	free(q);
+}
+
+/* The first line of libpq's last error. */
+static const char *
+pgconn_error(struct pgconn *pc, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", pc->conn != NULL ?
+	    PQerrorMessage(pc->conn) : "no connection");
+	buf[strcspn(buf, "\n")] = '\0';
+	return (buf);
+}
+
+static void
+pgconn_unwatch(struct pgconn *pc)
+{
+	if (pc->fd == -1)
+		return;
+	event_del(&pc->ev_read);
+	event_del(&pc->ev_write);
+	pc->fd = -1;
+}
+
+static void
+pgconn_watch(struct pgconn *pc, int want_write)
+{
+	if (PQsocket(pc->conn) != pc->fd) {
+		pgconn_unwatch(pc);
+		pc->fd = PQsocket(pc->conn);
+		event_assign(&pc->ev_read, pc->vw->base, pc->fd,
+		    EV_READ | EV_PERSIST, pgconn_on_io, pc);
+		event_assign(&pc->ev_write, pc->vw->base, pc->fd, EV_WRITE,
+		    pgconn_on_io, pc);
+	}
+	if (!event_pending(&pc->ev_read, EV_READ, NULL))
+		event_add(&pc->ev_read, NULL);
+	if (want_write)
+		event_add(&pc->ev_write, NULL);
+	else
+		event_del(&pc->ev_write);
+}
+
+/* Close, fail what is queued, and connect again after a backoff. */
+static void
+pgconn_lost(struct pgconn *pc, const char *why)
+{
+	struct pgconn_query	*q;
+	struct timeval		 tv;
+	int64_t			 delay;
+	int			 was_up = pc->state == PGCONN_UP;
+
+	evtimer_del(&pc->ev_timeout);
+	pgconn_unwatch(pc);
+	if (pc->conn != NULL)
+		PQfinish(pc->conn);
+	pc->conn = NULL;
+	PQclear(pc->last);
+	pc->last = NULL;
+	pc->state = PGCONN_DOWN;
+	pc->inflight = 0;
+	delay = vw_backoff(&pc->backoff_ms, &tv);
+	log_warnx("%s: database: %s; retrying in %lld ms", pc->name, why,
+	    (long long)delay);
+	evtimer_add(&pc->ev_retry, &tv);
+	while ((q = TAILQ_FIRST(&pc->queue)) != NULL) {
+		TAILQ_REMOVE(&pc->queue, q, entry);
+		pc->nqueued--;
+		if (q->cb != NULL)
+			q->cb(NULL, q->arg);
+		pgconn_query_free(q);
+	}
+	if (was_up && pc->events.down != NULL)
+		pc->events.down(pc->arg);
+}
+
+static void
+pgconn_on_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct pgconn	*pc = arg;
+	char		 buf[64];
+
+	snprintf(buf, sizeof buf, "no answer in %d s", PGCONN_TIMEOUT_S);
+	pgconn_lost(pc, buf);
+}
+
+static void
+pgconn_deadline(struct pgconn *pc)
+{
+	struct timeval	tv = { PGCONN_TIMEOUT_S, 0 };
+
+	evtimer_add(&pc->ev_timeout, &tv);
+}
+
+static void
+pgconn_notice(void *arg, const char *msg)
+{
+	struct pgconn	*pc = arg;
+
+	log_info("%s: database: %.*s", pc->name, (int)strcspn(msg, "\n"), msg);
+}
+
+/* Send the queue's head. */
+static void
+pgconn_send(struct pgconn *pc)
+{
+	struct pgconn_query	*q = TAILQ_FIRST(&pc->queue);
+
+	pc->inflight = 1;
+	pgconn_deadline(pc);
+	if (!PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL,
+	    (const char *const *)q->params, NULL, NULL, 0)) {
+		pgconn_lost(pc, "cannot send a query");
+		return;
+	}
+	pgconn_watch(pc, PQflush(pc->conn) != 0);
+}
+
+static void
+pgconn_next(struct pgconn *pc)
+{
+	if ((pc->state == PGCONN_UP || pc->state == PGCONN_SETUP) &&
+	    !pc->inflight && !TAILQ_EMPTY(&pc->queue))
+		pgconn_send(pc);
+}
+
+static int
+pgconn_enqueue(struct pgconn *pc, const char *sql, int nparams,
+    const char *const *params, pgconn_cb cb, void *arg)
+{
+	struct pgconn_query	*q;
+	int			 i;
+
+	q = xcalloc(1, sizeof *q);
+	q->sql = xstrdup(sql);
+	q->nparams = nparams;
+	q->params = xcalloc(nparams > 0 ? nparams : 1, sizeof *q->params);
+	for (i = 0; i < nparams; i++)
+		q->params[i] = params[i] != NULL ? xstrdup(params[i]) : NULL;
+	q->cb = cb;
+	q->arg = arg;
+	TAILQ_INSERT_TAIL(&pc->queue, q, entry);
+	pc->nqueued++;
+	pgconn_next(pc);
+	return (0);
+}
+
+/* The set-up statement is over: the connection is up. */
+static void
+pgconn_on_setup(const PGresult *res, void *arg)
+{
+	struct pgconn	*pc = arg;
+
+	if (res == NULL)
+		return;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pgconn_lost(pc, "set-up failed");
+		return;
+	}
+	pc->state = PGCONN_UP;
+	pc->backoff_ms = 0;
+	log_info("%s: connected to the database", pc->name);
+	if (pc->events.up != NULL)
+		pc->events.up(pc->arg);
+}
+
+static void
+pgconn_connected(struct pgconn *pc)
+{
+	const char	*params[1];
+	char		*app;
+
+	PQsetNoticeProcessor(pc->conn, pgconn_notice, pc);
+	if (PQsetnonblocking(pc->conn, 1) != 0) {
+		pgconn_lost(pc, "cannot make the connection non-blocking");
+		return;
+	}
+	evtimer_del(&pc->ev_timeout);
+	pc->state = PGCONN_SETUP;
+	xasprintf(&app, "vialwatchd %s", pc->name);
+	params[0] = app;
+	pgconn_enqueue(pc, "select set_config('application_name', $1, false)",
+	    1, params, pgconn_on_setup, pc);
+	free(app);
+}
+
+static void
+pgconn_connect_step(struct pgconn *pc)
+{
+	char	buf[256];
+
+	switch (PQconnectPoll(pc->conn)) {
+	case PGRES_POLLING_READING:
+		pgconn_watch(pc, 0);
+		break;
+	case PGRES_POLLING_WRITING:
+		pgconn_watch(pc, 1);
+		event_del(&pc->ev_read);
+		break;
+	case PGRES_POLLING_OK:
+		pgconn_connected(pc);
+		break;
+	default:
+		pgconn_lost(pc, pgconn_error(pc, buf, sizeof buf));
+		break;
+	}
+}
+
+static void
+pgconn_connect(struct pgconn *pc)
+{
+	char	buf[256];
+
+	pc->state = PGCONN_CONNECTING;
+	pc->fd = -1;
+	pgconn_deadline(pc);
+	if ((pc->conn = PQconnectStart(pc->vw->conf->db_conninfo)) == NULL)
+		fatalx("PQconnectStart: out of memory");
+	if (PQstatus(pc->conn) == CONNECTION_BAD) {
+		pgconn_lost(pc, pgconn_error(pc, buf, sizeof buf));
+		return;
+	}
+	pgconn_connect_step(pc);
+}
+
+static void
+pgconn_on_retry(evutil_socket_t fd, short events, void *arg)
+{
+	pgconn_connect(arg);
+}
+
+static void
+pgconn_notifies(struct pgconn *pc)
+{
+	PGnotify	*n;
+
+	while ((n = PQnotifies(pc->conn)) != NULL) {
+		if (pc->events.notify != NULL)
+			pc->events.notify(n->relname, n->extra, pc->arg);
+		PQfreemem(n);
+	}
+}
+
+/* The query in flight is over: hand its last result over. */
+static void
+pgconn_done(struct pgconn *pc)
+{
+	struct pgconn_query	*q = TAILQ_FIRST(&pc->queue);
+
+	evtimer_del(&pc->ev_timeout);
+	TAILQ_REMOVE(&pc->queue, q, entry);
+	pc->nqueued--;
+	pc->inflight = 0;
+	if (q->cb != NULL && pc->last != NULL)
+		q->cb(pc->last, q->arg);
+	else if (q->cb != NULL) {
+		/* No result at all: treat as lost. */
+		pgconn_query_free(q);
+		pgconn_lost(pc, "a query gave no result");
+		return;
+	}
+	PQclear(pc->last);
+	pc->last = NULL;
+	pgconn_query_free(q);
+}
+
+static void
+pgconn_io(struct pgconn *pc)
+{
+	PGresult	*res;
+	char		 buf[256];
+	int		 rc;
+
+	if (pc->state == PGCONN_CONNECTING) {
+		pgconn_connect_step(pc);
+		return;
+	}
+	if (!PQconsumeInput(pc->conn)) {
+		pgconn_lost(pc, pgconn_error(pc, buf, sizeof buf));
+		return;
+	}
+	pgconn_notifies(pc);
+	while (pc->inflight && !PQisBusy(pc->conn)) {
+		if ((res = PQgetResult(pc->conn)) != NULL) {
+			PQclear(pc->last);
+			pc->last = res;
+			continue;
+		}
+		pgconn_done(pc);
+		if (pc->state == PGCONN_DOWN)
+			return;
+		pgconn_next(pc);
+		if (pc->state == PGCONN_DOWN)
+			return;
+	}
+	if (pc->conn == NULL)
+		return;
+	if ((rc = PQflush(pc->conn)) == -1) {
+		pgconn_lost(pc, pgconn_error(pc, buf, sizeof buf));
+		return;
+	}
+	pgconn_watch(pc, rc == 1);
+}
+
+static void
+pgconn_on_io(evutil_socket_t fd, short events, void *arg)
+{
+	pgconn_io(arg);
+}
+
+struct pgconn *
+pgconn_new(struct vialwatchd *vw, const char *name,
+    const struct pgconn_events *events, void *arg)
+{
+	struct pgconn	*pc;
+
+	pc = xcalloc(1, sizeof *pc);
+	pc->vw = vw;
+	pc->name = xstrdup(name);
+	pc->events = *events;
+	pc->arg = arg;
+	pc->fd = -1;
+	TAILQ_INIT(&pc->queue);
+	evtimer_assign(&pc->ev_retry, vw->base, pgconn_on_retry, pc);
+	evtimer_assign(&pc->ev_timeout, vw->base, pgconn_on_timeout, pc);
+	return (pc);
+}
+
+void
+pgconn_start(struct pgconn *pc)
+{
+	struct timeval	now = { 0, 0 };
+
+	evtimer_add(&pc->ev_retry, &now);
+}
+
+void
+pgconn_reset(struct pgconn *pc, const char *why)
+{
+	if (pc->state == PGCONN_DOWN)
+		return;			/* the retry uses the new settings */
+	pgconn_lost(pc, why);
+	pc->backoff_ms = 0;
+	event_del(&pc->ev_retry);
+	pgconn_connect(pc);
+}
+
+int
+pgconn_up(const struct pgconn *pc)
+{
+	return (pc->state == PGCONN_UP);
+}
+
+int
+pgconn_query(struct pgconn *pc, const char *sql, int nparams,
+    const char *const *params, pgconn_cb cb, void *arg)
+{
+	if (pc->state != PGCONN_UP)
+		return (-1);
+	return (pgconn_enqueue(pc, sql, nparams, params, cb, arg));
+}
+
+int
+pgconn_busy(const struct pgconn *pc)
+{
+	return (pc->nqueued);
+}
+
+void
+pgconn_free(struct pgconn *pc)
+{
+	struct pgconn_query	*q;
+
+	if (pc == NULL)
+		return;
+	pgconn_unwatch(pc);
+	event_del(&pc->ev_retry);
+	event_del(&pc->ev_timeout);
+	if (pc->conn != NULL)
+		PQfinish(pc->conn);
+	PQclear(pc->last);
+	while ((q = TAILQ_FIRST(&pc->queue)) != NULL) {
+		TAILQ_REMOVE(&pc->queue, q, entry);
+		pgconn_query_free(q);
+	}
+	free(pc->name);
+	free(pc);
+}
+
+long long
+pgconn_int(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return (0);
+	return (strtoll(PQgetvalue(res, row, col), NULL, 10));
+}
+
+double
+pgconn_double(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return (NAN);
+	return (strtod(PQgetvalue(res, row, col), NULL));
+}
+
+const char *
+pgconn_text(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return (NULL);
+	return (PQgetvalue(res, row, col));
+}

@@ -1,0 +1,51 @@
+/* pgconn.c: one asynchronous PostgreSQL connection on the event loop. */
+#ifndef PGCONN_H
+#define PGCONN_H
+
+#include <libpq-fe.h>
+
+struct vialwatchd;
+struct pgconn;
+
+/*
+ * The result of one query: the last PGresult of it (to read, not to
+ * clear), or NULL when the connection was lost before it was over.
+ */
+typedef void	(*pgconn_cb)(const PGresult *, void *);
+
+struct pgconn_events {
+	/* Connected: queries sent from here run before any other. */
+	void	(*up)(void *);
+	/* Lost: the queries queued have had their NULL results. */
+	void	(*down)(void *);
+	/* A NOTIFY on a channel this connection LISTENs to. */
+	void	(*notify)(const char *, const char *, void *);
+};
+
+/*
+ * A connection named for logs and application_name ("outbox"); it
+ * connects in the background with [database] conninfo at each attempt,
+ * and again after a backoff whenever it is lost.
+ */
+struct pgconn	*pgconn_new(struct vialwatchd *, const char *,
+		     const struct pgconn_events *, void *);
+void		 pgconn_start(struct pgconn *);
+/* Connect again now (the conninfo changed). */
+void		 pgconn_reset(struct pgconn *, const char *);
+int		 pgconn_up(const struct pgconn *);
+/*
+ * Queue one statement with text parameters (NULL is SQL null); they are
+ * copied.  cb may be NULL.  -1, and no callback, when not connected.
+ */
+int		 pgconn_query(struct pgconn *, const char *, int,
+		     const char *const *, pgconn_cb, void *);
+/* Queries queued or in flight. */
+int		 pgconn_busy(const struct pgconn *);
+void		 pgconn_free(struct pgconn *);
+
+/* Field helpers: 0 / NAN for SQL null. */
+long long	 pgconn_int(const PGresult *, int, int);
+double		 pgconn_double(const PGresult *, int, int);
+const char	*pgconn_text(const PGresult *, int, int);	/* NULL if null */
+
+#endif
