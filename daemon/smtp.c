@@ -5,11 +5,14 @@
  * the answer to QUIT in a blocking loop (a known limit of its "done"
  * phase), each wait bounded by SMTP_RESPONSE_TIMEOUT_S. So that a slow or
  * dead mail server never holds up the event loop (MQTT, the database),
- * every transfer runs on one thread with an event base of its own: curl
- * says which sockets to watch (smtp_on_socket) and when to wake it
- * (smtp_set_timer), that base tells it what happened through
+ * every transfer runs on one thread with an event base of its own, and
+ * the loop only hands sends over and takes their ends back. On that base,
+ * curl says which sockets to watch (smtp_on_socket) and when to wake it
+ * (smtp_set_timer), the base tells it what happened through
  * curl_multi_socket_action, and finished transfers are collected from
- * curl_multi_info_read.
+ * curl_multi_info_read. A server that goes silent after the message still
+ * holds the thread, and so the other sends, for up to twice
+ * SMTP_RESPONSE_TIMEOUT_S (the end of the message, then QUIT).
  *
  * The loop and the thread share only what is under the lock: the sends not
  * started yet, the notes going back (ended sends and log lines: log.c is
@@ -161,6 +164,7 @@ smtp_on_seek(void *arg, curl_off_t offset, int origin)
 	return (CURL_SEEKFUNC_OK);
 }
 
+/* Free a job and its easy handle, out of curl's multi handle. */
 static void
 smtp_job_free(struct smtp_job *job)
 {
@@ -172,6 +176,7 @@ smtp_job_free(struct smtp_job *job)
 	free(job);
 }
 
+/* Free a note; the callback's arg is not the client's. */
 static void
 smtp_note_free(struct smtp_note *n)
 {
@@ -191,6 +196,7 @@ smtp_wake(int fd)
 		;
 }
 
+/* Empty a wake pipe: one pass over the queues serves every byte. */
 static void
 smtp_drain(int fd)
 {
@@ -738,7 +744,9 @@ smtp_busy(const struct smtp *s)
 /*
  * Stop the thread and free. The sockets are shut down first, under the
  * lock: a wait curl is blocked in on the thread ends at once, and no
- * transfer can end by sending the rest of its message.
+ * transfer can end by sending the rest of its message. So the join is
+ * quick; only a name lookup under way can hold it, curl waiting for its
+ * resolver thread (at most the resolver's timeout, and only at exit).
  */
 void
 smtp_free(struct smtp *s)

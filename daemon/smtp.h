@@ -1,4 +1,4 @@
-/* smtp.c: sending mail with libcurl's multi interface on the event loop. */
+/* smtp.c: mail through libcurl's multi interface, on a thread of its own. */
 #ifndef SMTP_H
 #define SMTP_H
 
