@@ -454,3 +454,50 @@ def test_hook_gets_json_and_env_and_a_hanging_one_is_killed(
         >= 4
     assert m['vialwatch_notifications_total{channel="hook",status="failed"}'] \
         >= 1
+
+
+# --- the mail server's settings ---------------------------------------------
+
+
+def test_smtp_auth_from_password_file_and_starttls_required(
+        daemon, db, mqtt_broker, secret, tmp_path):
+    """AUTH with the password of password_file (never in the log); with
+    tls = required, a server without STARTTLS gets nothing in clear."""
+    from servers import SmtpCatcher
+    server = SmtpCatcher(tmp_path / "smtp-auth", auth=("alerts", "s3cr3t-pw"))
+    server.start()
+    try:
+        pw = tmp_path / "smtp.password"
+        pw.write_text("s3cr3t-pw\n")
+        pw.chmod(0o600)
+        f = setup_fridge(db)
+        url = f"smtp://127.0.0.1:{server.port}"
+        d = alerts_daemon(daemon, secret, smtp={
+            "url": url, "tls": "none", "username": "alerts",
+            "password_file": pw})
+        wait_loaded(d, sensors=1)
+        alarm(mqtt_broker, f)
+        msgs = server.wait_messages(2)
+        assert {m.login for m in msgs} == {"alerts"}
+        assert "s3cr3t-pw" not in d.log_text()
+        d.stop()
+
+        db.execute("truncate vialwatch.notification")
+        server.clear()
+        d2 = alerts_daemon(daemon, secret, smtp={
+            "url": url, "tls": "required", "username": "alerts",
+            "password_file": pw})
+        spare = insert(db, "fridge", clinic_id=f["clinic"], name="Spare")
+        insert(db, "sensor", key="json/lakeview/spare", fridge_id=spare)
+        wait_loaded(d2, sensors=2)
+        publish(mqtt_broker.port, [message("json/lakeview/spare", now(), 13.5)])
+        (n, _) = wait_for(lambda: (lambda ns: ns if len(ns) == 2 and all(
+            x["last_error"] for x in ns) else None)(outbox(db)), 20,
+            "both attempts failed")
+        assert "STARTTLS" in n["last_error"] or "TLS" in n["last_error"], n
+        assert n["status"] == "failed"
+        time.sleep(1)
+        assert server.messages() == []
+        assert "s3cr3t-pw" not in d2.log_text()
+    finally:
+        server.stop()
