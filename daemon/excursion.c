@@ -12,12 +12,13 @@
  * transaction. Consecutive updates of one excursion waiting in the queue
  * are merged: each event carries the whole row.
  *
- * The connection is our own, asynchronous on the loop like db.c's. On each
- * connect it LISTENs for changes of the reference data and loads the
- * sensors (vialwatch.excursion_sensors()); a sensor seen for the first
- * time has its state rebuilt from its open excursions and its last reading
- * (rules_restore), a known one keeps its state. Readings that arrive
- * before the first load are held and run through the rules after it.
+ * The connection is a pgconn (pgconn.c), with one query of ours on it at
+ * a time. On each connect it LISTENs for changes of the reference data
+ * and loads the sensors (vialwatch.excursion_sensors()); a sensor seen
+ * for the first time has its state rebuilt from its open excursions and
+ * its last reading (rules_restore), a known one keeps its state. Readings
+ * that arrive before the first load are held and run through the rules
+ * after it.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -39,32 +40,27 @@
 #include "log.h"
 #include "metrics.h"
 #include "payload.h"
+#include "pgconn.h"
 #include "rules.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
-#define EXC_TIMEOUT_S		30
 #define EXC_TICK_MS		1000
 #define EXC_QUEUE_MIN		64
 #define EXC_QUEUE_MAX		65536		/* events waiting, at most */
 #define EXC_EARLY_MAX		(8 * 1024 * 1024) /* bytes held before load */
 #define EXC_CHANNEL		"vialwatch_reference"
 
+/* What of ours is in flight on the connection. */
 enum exc_state {
-	EXC_DISCONNECTED,
-	EXC_CONNECTING,		/* PQconnectPoll */
-	EXC_SETUP,		/* LISTEN in flight */
-	EXC_LOADING,		/* the sensors query in flight */
 	EXC_IDLE,
-	EXC_WRITING,		/* the queue's first event in flight */
+	EXC_LOADING,		/* the sensors query */
+	EXC_WRITING,		/* the queue's first event */
 };
 
 static const char *exc_state_names[] = {
-	[EXC_DISCONNECTED] = "disconnected",
-	[EXC_CONNECTING] = "connecting",
-	[EXC_SETUP] = "setting up",
-	[EXC_LOADING] = "loading",
 	[EXC_IDLE] = "idle",
+	[EXC_LOADING] = "loading",
 	[EXC_WRITING] = "writing",
 };
 
@@ -103,21 +99,13 @@ struct exc_early {
 
 struct excursion {
 	struct vialwatchd	*vw;
-	PGconn			*conn;
+	struct pgconn		*pc;
 	enum exc_state		 state;
-	int			 fd;
-	struct event		 ev_read;
-	struct event		 ev_write;
-	struct event		 ev_retry;
-	struct event		 ev_timeout;
 	struct event		 ev_tick;
-	int64_t			 backoff_ms;
 	int64_t			 started_us;	/* the daemon's start */
 	int			 loaded;	/* the first load is done */
 	int			 reload;	/* another load is wanted */
 	int			 draining;
-	int			 failed;	/* the query in flight failed */
-	int			 retry;		/* ... and should be sent again */
 
 	struct exc_map		 map;
 	struct exc_event	*q;		/* ring of waiting events */
@@ -157,9 +145,7 @@ static const char exc_event_sql[] =
     " $5::timestamptz, $6::timestamptz, $7::timestamptz, $8::float8,"
     " $9::float8, $10::float8, $11::float8, $12::float8)";
 
-static void	exc_connect(struct excursion *);
 static void	exc_next(struct excursion *);
-static void	exc_on_io(evutil_socket_t, short, void *);
 
 /* FNV-1a: keys are short topics. */
 static uint32_t
@@ -502,43 +488,26 @@ exc_on_tick(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-/* A column as an integer (0 when NULL) or a double (NAN when NULL). */
-static int64_t
-exc_int(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return (0);
-	return (strtoll(PQgetvalue(res, row, col), NULL, 10));
-}
-
-static double
-exc_double(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return (NAN);
-	return (strtod(PQgetvalue(res, row, col), NULL));
-}
-
 /* The limits of the row's fridge; fridge_id 0 when it has none now. */
 static void
 exc_row_limits(const PGresult *res, int i, struct rules_limits *l)
 {
-	int64_t	fridge = exc_int(res, i, COL_FRIDGE);
+	int64_t	fridge = pgconn_int(res, i, COL_FRIDGE);
 
 	rules_limits_default(l, fridge, RULES_FRIDGE);
 	if (fridge == 0)
 		return;
 	if (strcmp(PQgetvalue(res, i, COL_KIND), "freezer") == 0)
 		l->kind = RULES_FREEZER;
-	l->low_c = exc_double(res, i, COL_LOW);
-	l->high_c = exc_double(res, i, COL_HIGH);
-	l->critical_low_c = exc_double(res, i, COL_CRIT_LOW);
-	l->critical_high_c = exc_double(res, i, COL_CRIT_HIGH);
-	l->hysteresis_c = exc_double(res, i, COL_HYST);
-	l->low_delay = exc_int(res, i, COL_LOW_DELAY);
-	l->high_delay = exc_int(res, i, COL_HIGH_DELAY);
-	l->offline_after = exc_int(res, i, COL_OFFLINE_AFTER);
-	l->battery_low_pct = exc_double(res, i, COL_BATTERY_LOW);
+	l->low_c = pgconn_double(res, i, COL_LOW);
+	l->high_c = pgconn_double(res, i, COL_HIGH);
+	l->critical_low_c = pgconn_double(res, i, COL_CRIT_LOW);
+	l->critical_high_c = pgconn_double(res, i, COL_CRIT_HIGH);
+	l->hysteresis_c = pgconn_double(res, i, COL_HYST);
+	l->low_delay = pgconn_int(res, i, COL_LOW_DELAY);
+	l->high_delay = pgconn_int(res, i, COL_HIGH_DELAY);
+	l->offline_after = pgconn_int(res, i, COL_OFFLINE_AFTER);
+	l->battery_low_pct = pgconn_double(res, i, COL_BATTERY_LOW);
 }
 
 /* What the row says of the sensor's past; the fridge of its open rows. */
@@ -550,24 +519,24 @@ exc_row_saved(const PGresult *res, int i, struct rules_saved *sv)
 	int64_t			 fridge;
 
 	memset(sv, 0, sizeof *sv);
-	sv->last_ts = exc_int(res, i, COL_LAST_TS);
-	sv->last_temp = exc_double(res, i, COL_LAST_TEMP);
-	sv->last_arrival = exc_int(res, i, COL_LAST_ARRIVAL);
-	sv->battery_at = exc_int(res, i, COL_BATTERY_AT);
+	sv->last_ts = pgconn_int(res, i, COL_LAST_TS);
+	sv->last_temp = pgconn_double(res, i, COL_LAST_TEMP);
+	sv->last_arrival = pgconn_int(res, i, COL_LAST_ARRIVAL);
+	sv->battery_at = pgconn_int(res, i, COL_BATTERY_AT);
 	t->kind = strcmp(kind, "high") == 0 ? RULES_HIGH :
 	    strcmp(kind, "low") == 0 ? RULES_LOW : RULES_NONE;
-	t->started_at = exc_int(res, i, COL_T_STARTED);
-	t->alarmed_at = exc_int(res, i, COL_T_ALARMED);
-	t->peak_c = exc_double(res, i, COL_T_PEAK);
-	t->minutes_out = exc_double(res, i, COL_T_MINUTES);
-	t->degree_minutes = exc_double(res, i, COL_T_DM);
+	t->started_at = pgconn_int(res, i, COL_T_STARTED);
+	t->alarmed_at = pgconn_int(res, i, COL_T_ALARMED);
+	t->peak_c = pgconn_double(res, i, COL_T_PEAK);
+	t->minutes_out = pgconn_double(res, i, COL_T_MINUTES);
+	t->degree_minutes = pgconn_double(res, i, COL_T_DM);
 	o->kind = PQgetisnull(res, i, COL_O_STARTED) ? RULES_NONE :
 	    RULES_OFFLINE;
-	o->started_at = exc_int(res, i, COL_O_STARTED);
-	o->alarmed_at = exc_int(res, i, COL_O_ALARMED);
+	o->started_at = pgconn_int(res, i, COL_O_STARTED);
+	o->alarmed_at = pgconn_int(res, i, COL_O_ALARMED);
 	o->peak_c = NAN;
-	if ((fridge = exc_int(res, i, COL_T_FRIDGE)) == 0)
-		fridge = exc_int(res, i, COL_O_FRIDGE);
+	if ((fridge = pgconn_int(res, i, COL_T_FRIDGE)) == 0)
+		fridge = pgconn_int(res, i, COL_O_FRIDGE);
 	return (fridge);
 }
 
@@ -611,7 +580,7 @@ exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
 {
 	const char		*key = PQgetvalue(res, i, COL_KEY);
 	uint32_t		 h = exc_hash(key);
-	int64_t			 id = exc_int(res, i, COL_SENSOR);
+	int64_t			 id = pgconn_int(res, i, COL_SENSOR);
 	struct exc_sensor	*es;
 	struct rules_limits	 lim;
 
@@ -655,187 +624,6 @@ exc_load_done(struct excursion *ex, const PGresult *res)
 	}
 }
 
-/* The first line of libpq's last error. */
-static const char *
-exc_error(struct excursion *ex, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s", ex->conn != NULL ?
-	    PQerrorMessage(ex->conn) : "no connection");
-	buf[strcspn(buf, "\n")] = '\0';
-	return (buf);
-}
-
-/* Stop watching the socket. */
-static void
-exc_unwatch(struct excursion *ex)
-{
-	if (ex->fd == -1)
-		return;
-	event_del(&ex->ev_read);
-	event_del(&ex->ev_write);
-	ex->fd = -1;
-}
-
-/* Drop the connection and connect again after a backoff. */
-static void
-exc_lost(struct excursion *ex, const char *why)
-{
-	struct timeval	tv;
-	int64_t		delay;
-
-	evtimer_del(&ex->ev_timeout);
-	exc_unwatch(ex);
-	if (ex->conn != NULL)
-		PQfinish(ex->conn);
-	ex->conn = NULL;
-	ex->state = EXC_DISCONNECTED;
-	delay = vw_backoff(&ex->backoff_ms, &tv);
-	log_warnx("excursions: database: %s; retrying in %lld ms", why,
-	    (long long)delay);
-	evtimer_add(&ex->ev_retry, &tv);
-}
-
-/* Arm (or with 0, clear) the deadline of what is in flight. */
-static void
-exc_deadline(struct excursion *ex, int secs)
-{
-	struct timeval	tv = { secs, 0 };
-
-	if (secs == 0)
-		evtimer_del(&ex->ev_timeout);
-	else
-		evtimer_add(&ex->ev_timeout, &tv);
-}
-
-/* What is in flight took too long: the server is gone. */
-static void
-exc_on_timeout(evutil_socket_t fd, short events, void *arg)
-{
-	struct excursion	*ex = arg;
-	char			 buf[64];
-
-	snprintf(buf, sizeof buf, "no answer in %d s while %s", EXC_TIMEOUT_S,
-	    exc_state_names[ex->state]);
-	exc_lost(ex, buf);
-}
-
-/* Watch the socket for reading and, when asked, writing. */
-static void
-exc_watch(struct excursion *ex, int want_write)
-{
-	if (PQsocket(ex->conn) != ex->fd) {
-		exc_unwatch(ex);
-		ex->fd = PQsocket(ex->conn);
-		event_assign(&ex->ev_read, ex->vw->base, ex->fd,
-		    EV_READ | EV_PERSIST, exc_on_io, ex);
-		event_assign(&ex->ev_write, ex->vw->base, ex->fd, EV_WRITE,
-		    exc_on_io, ex);
-	}
-	if (!event_pending(&ex->ev_read, EV_READ, NULL))
-		event_add(&ex->ev_read, NULL);
-	if (want_write)
-		event_add(&ex->ev_write, NULL);
-	else
-		event_del(&ex->ev_write);
-}
-
-/* Send a query (with text parameters) in a new state, with a deadline. */
-static void
-exc_send(struct excursion *ex, enum exc_state state, const char *sql,
-    int nparams, const char *const *params)
-{
-	int	ok;
-
-	ex->state = state;
-	ex->failed = ex->retry = 0;
-	exc_deadline(ex, EXC_TIMEOUT_S);
-	if (nparams == 0)
-		ok = PQsendQuery(ex->conn, sql);
-	else
-		ok = PQsendQueryParams(ex->conn, sql, nparams, NULL, params,
-		    NULL, NULL, 0);
-	if (!ok) {
-		exc_lost(ex, "cannot send a query");
-		return;
-	}
-	exc_watch(ex, PQflush(ex->conn) != 0);
-}
-
-/* Messages of the server outside a result (e.g. it shuts down). */
-static void
-exc_notice(void *arg, const char *msg)
-{
-	log_info("excursions: database: %.*s", (int)strcspn(msg, "\n"), msg);
-}
-
-/* Connected: say who we are and listen for reference changes. */
-static void
-exc_connected(struct excursion *ex)
-{
-	char	*hooks, *lit, *sql;
-
-	PQsetNoticeProcessor(ex->conn, exc_notice, ex);
-	if (PQsetnonblocking(ex->conn, 1) != 0) {
-		exc_lost(ex, "cannot make the connection non-blocking");
-		return;
-	}
-	/* Also which hooks to queue rows for (vialwatch.hook_notify()). */
-	hooks = conf_hooks_json(ex->vw->conf);
-	lit = PQescapeLiteral(ex->conn, hooks, strlen(hooks));
-	free(hooks);
-	if (lit == NULL) {
-		exc_lost(ex, "cannot quote the hooks");
-		return;
-	}
-	xasprintf(&sql, "set application_name = 'vialwatchd rules';"
-	    "listen " EXC_CHANNEL ";"
-	    "select set_config('vialwatch.hooks', %s, false)", lit);
-	PQfreemem(lit);
-	exc_send(ex, EXC_SETUP, sql, 0, NULL);
-	free(sql);
-}
-
-/* Drive PQconnectPoll. */
-static void
-exc_connect_step(struct excursion *ex)
-{
-	char	buf[256];
-
-	switch (PQconnectPoll(ex->conn)) {
-	case PGRES_POLLING_READING:
-		exc_watch(ex, 0);
-		break;
-	case PGRES_POLLING_WRITING:
-		exc_watch(ex, 1);
-		event_del(&ex->ev_read);
-		break;
-	case PGRES_POLLING_OK:
-		exc_connected(ex);
-		break;
-	default:
-		exc_lost(ex, exc_error(ex, buf, sizeof buf));
-		break;
-	}
-}
-
-/* Start connecting in the background. */
-static void
-exc_connect(struct excursion *ex)
-{
-	char	buf[256];
-
-	ex->state = EXC_CONNECTING;
-	ex->fd = -1;
-	exc_deadline(ex, EXC_TIMEOUT_S);
-	if ((ex->conn = PQconnectStart(ex->vw->conf->db_conninfo)) == NULL)
-		fatalx("PQconnectStart: out of memory");
-	if (PQstatus(ex->conn) == CONNECTION_BAD) {
-		exc_lost(ex, exc_error(ex, buf, sizeof buf));
-		return;
-	}
-	exc_connect_step(ex);
-}
-
 /* Epoch microseconds as a timestamptz literal in UTC; NULL for 0. */
 static const char *
 exc_param_time(char *buf, size_t len, int64_t us)
@@ -868,6 +656,67 @@ exc_param_double(char *buf, size_t len, double v)
 	return (buf);
 }
 
+/* Send a query of ours in a new state: -1 when not connected. */
+static int
+exc_send(struct excursion *ex, enum exc_state state, const char *sql,
+    int nparams, const char *const *params, pgconn_cb cb)
+{
+	/* Set first: a send that fails answers NULL at once. */
+	ex->state = state;
+	if (pgconn_query(ex->pc, sql, nparams, params, cb, ex) == -1) {
+		ex->state = EXC_IDLE;
+		return (-1);
+	}
+	return (0);
+}
+
+/* An error result of what: log it; 1 when it is worth sending again. */
+static int
+exc_failed(struct excursion *ex, const PGresult *res, const char *what)
+{
+	const char	*msg = PQresultErrorMessage(res);
+	const char	*code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (log_ratelimit(&ex->rl_error, 5, vw_mono_ms()))
+		log_warnx("excursions: %s failed: %.*s", what,
+		    (int)strcspn(msg, "\n"), msg);
+	/* A lost connection, a conflict or a lack of resources passes. */
+	return (code == NULL || strncmp(code, "08", 2) == 0 ||
+	    strncmp(code, "40", 2) == 0 || strncmp(code, "53", 2) == 0 ||
+	    strncmp(code, "57", 2) == 0);
+}
+
+static int
+exc_ok(const PGresult *res)
+{
+	return (PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK);
+}
+
+/* The first queued event is written, refused, or to be sent again. */
+static void
+exc_on_written(const PGresult *res, void *arg)
+{
+	struct excursion	*ex = arg;
+	const struct exc_event	*e = &ex->q[ex->qhead];
+	char			 what[64];
+
+	ex->state = EXC_IDLE;
+	if (res == NULL)
+		return;		/* still first: sent again once connected */
+	if (!exc_ok(res)) {
+		snprintf(what, sizeof what, "%s of sensor %lld",
+		    rules_event_name(e->ev.type), (long long)e->sensor_id);
+		if (exc_failed(ex, res, what)) {
+			pgconn_drop(ex->pc, "an event will be sent again");
+			return;
+		}
+		metrics.excursion_events_failed++;
+	}
+	exc_pop(ex);
+	exc_next(ex);
+}
+
 /* Send the first queued event: one statement, one transaction. */
 static void
 exc_send_event(struct excursion *ex)
@@ -891,7 +740,34 @@ exc_send_event(struct excursion *ex)
 	p[9] = exc_param_double(b[7], sizeof b[7], x->degree_minutes);
 	p[10] = exc_param_double(b[8], sizeof b[8], e->temp_c);
 	p[11] = exc_param_double(b[9], sizeof b[9], e->ev.battery);
-	exc_send(ex, EXC_WRITING, exc_event_sql, 12, p);
+	exc_send(ex, EXC_WRITING, exc_event_sql, 12, p, exc_on_written);
+}
+
+/* The sensors query is over; a failure means connecting again. */
+static void
+exc_on_loaded(const PGresult *res, void *arg)
+{
+	struct excursion	*ex = arg;
+
+	if (res == NULL) {
+		ex->state = EXC_IDLE;
+		return;		/* loaded again once connected */
+	}
+	if (!exc_ok(res))
+		exc_failed(ex, res, exc_state_names[ex->state]);
+	else if (PQnfields(res) != COL_COUNT)
+		log_warnx("excursions: the sensors query gave %d columns, "
+		    "not %d", PQnfields(res), COL_COUNT);
+	else {
+		/* Still loading: the events it gives wait in the queue. */
+		exc_load_done(ex, res);
+		ex->state = EXC_IDLE;
+		exc_next(ex);
+		return;
+	}
+	ex->state = EXC_IDLE;
+	pgconn_drop(ex->pc, "loading the sensors failed (is the schema "
+	    "migrated?)");
 }
 
 /* Send the sensors query; the first one skips what this run receives. */
@@ -904,14 +780,16 @@ exc_send_load(struct excursion *ex)
 	ex->reload = 0;
 	params[0] = ex->loaded ? NULL :
 	    exc_param_time(before, sizeof before, ex->started_us);
-	exc_send(ex, EXC_LOADING, exc_load_sql, 1, params);
+	if (exc_send(ex, EXC_LOADING, exc_load_sql, 1, params,
+	    exc_on_loaded) == -1)
+		ex->reload = 1;
 }
 
 /* The connection is free: a load, then the next event, else done. */
 static void
 exc_next(struct excursion *ex)
 {
-	if (ex->state != EXC_IDLE)
+	if (ex->state != EXC_IDLE || !pgconn_up(ex->pc))
 		return;
 	if (ex->reload)
 		exc_send_load(ex);
@@ -921,159 +799,74 @@ exc_next(struct excursion *ex)
 		vw_drained(ex->vw);
 }
 
-/* Notifications on our channel: the reference data changed. */
+/* A set-up statement is over; a failure means connecting again. */
 static void
-exc_notifies(struct excursion *ex)
+exc_on_setup(const PGresult *res, void *arg)
 {
-	PGnotify	*n;
+	struct excursion	*ex = arg;
 
-	while ((n = PQnotifies(ex->conn)) != NULL) {
-		log_debug("excursions: %s changed", n->extra);
-		ex->reload = 1;
-		PQfreemem(n);
-	}
+	if (res == NULL || exc_ok(res))
+		return;
+	exc_failed(ex, res, "setting up");
+	pgconn_drop(ex->pc, "set-up failed");
 }
 
-/* An error result: log it; a lost connection or a conflict is retried. */
+/* Connected: listen for reference changes, then load the sensors. */
 static void
-exc_failed(struct excursion *ex, const PGresult *res)
+exc_up(void *arg)
 {
-	const char	*msg = PQresultErrorMessage(res);
-	const char	*code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	const char	*what = exc_state_names[ex->state];
-	char		 sensor[32] = "";
+	struct excursion	*ex = arg;
+	const char		*params[1];
+	char			*hooks;
 
-	ex->failed = 1;
-	ex->retry = code == NULL || strncmp(code, "08", 2) == 0 ||
-	    strncmp(code, "40", 2) == 0 || strncmp(code, "53", 2) == 0 ||
-	    strncmp(code, "57", 2) == 0;
-	if (ex->state == EXC_WRITING) {
-		what = rules_event_name(ex->q[ex->qhead].ev.type);
-		snprintf(sensor, sizeof sensor, " of sensor %lld",
-		    (long long)ex->q[ex->qhead].sensor_id);
-	}
-	if (log_ratelimit(&ex->rl_error, 5, vw_mono_ms()))
-		log_warnx("excursions: %s%s failed: %.*s", what, sensor,
-		    (int)strcspn(msg, "\n"), msg);
-}
-
-/* One result of the query in flight. */
-static void
-exc_result(struct excursion *ex, PGresult *res)
-{
-	ExecStatusType	st = PQresultStatus(res);
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		exc_failed(ex, res);
-	else if (ex->state == EXC_LOADING && PQnfields(res) != COL_COUNT) {
-		log_warnx("excursions: the sensors query gave %d columns, "
-		    "not %d", PQnfields(res), COL_COUNT);
-		ex->failed = 1;
-	} else if (ex->state == EXC_LOADING)
-		exc_load_done(ex, res);
-	PQclear(res);
-}
-
-/* The query in flight is over. */
-static void
-exc_done(struct excursion *ex)
-{
-	exc_deadline(ex, 0);
-	switch (ex->state) {
-	case EXC_SETUP:
-	case EXC_LOADING:
-		if (ex->failed) {
-			exc_lost(ex, ex->state == EXC_SETUP ? "set-up failed" :
-			    "loading the sensors failed (is the schema "
-			    "migrated?)");
-			return;
-		}
-		if (ex->state == EXC_SETUP) {
-			ex->backoff_ms = 0;
-			ex->reload = 1;
-			log_info("excursions: connected");
-		}
-		break;
-	case EXC_WRITING:
-		if (ex->failed && ex->retry) {
-			exc_lost(ex, "an event will be sent again");
-			return;
-		}
-		if (ex->failed)
-			metrics.excursion_events_failed++;
-		exc_pop(ex);
-		break;
-	default:
-		break;
-	}
-	ex->state = EXC_IDLE;
-	exc_notifies(ex);
+	pgconn_query(ex->pc, "listen " EXC_CHANNEL, 0, NULL, exc_on_setup,
+	    ex);
+	/* Also which hooks to queue rows for (vialwatch.hook_notify()). */
+	hooks = conf_hooks_json(ex->vw->conf);
+	params[0] = hooks;
+	pgconn_query(ex->pc, "select set_config('vialwatch.hooks', $1, false)",
+	    1, params, exc_on_setup, ex);
+	free(hooks);
+	ex->reload = 1;
 	exc_next(ex);
 }
 
-/* Socket events: connect, read results and notifications, send. */
+/* Lost: nothing of ours is in flight any more. */
 static void
-exc_io(struct excursion *ex)
+exc_down(void *arg)
 {
-	PGresult	*res;
-	char		 buf[256];
-	int		 rc;
+	struct excursion	*ex = arg;
 
-	if (ex->state == EXC_CONNECTING) {
-		exc_connect_step(ex);
-		return;
-	}
-	if (!PQconsumeInput(ex->conn)) {
-		exc_lost(ex, exc_error(ex, buf, sizeof buf));
-		return;
-	}
-	exc_notifies(ex);
-	if (ex->state == EXC_IDLE) {
-		exc_next(ex);
-		if (ex->state == EXC_IDLE)
-			return;
-	}
-	while (!PQisBusy(ex->conn)) {
-		if ((res = PQgetResult(ex->conn)) == NULL) {
-			exc_done(ex);
-			return;
-		}
-		exc_result(ex, res);
-	}
-	if ((rc = PQflush(ex->conn)) == -1) {
-		exc_lost(ex, exc_error(ex, buf, sizeof buf));
-		return;
-	}
-	exc_watch(ex, rc == 1);
+	ex->state = EXC_IDLE;
 }
 
+/* A NOTIFY on our channel: the reference data changed. */
 static void
-exc_on_io(evutil_socket_t fd, short events, void *arg)
+exc_notify(const char *channel, const char *extra, void *arg)
 {
-	exc_io(arg);
-}
+	struct excursion	*ex = arg;
 
-static void
-exc_on_retry(evutil_socket_t fd, short events, void *arg)
-{
-	exc_connect(arg);
+	log_debug("excursions: %s changed", extra);
+	ex->reload = 1;
+	exc_next(ex);
 }
 
 /* The excursion rules, idle until excursion_start. */
 struct excursion *
 excursion_new(struct vialwatchd *vw)
 {
-	struct excursion	*ex;
+	static const struct pgconn_events	 events = {
+		exc_up, exc_down, exc_notify
+	};
+	struct excursion			*ex;
 
 	ex = xcalloc(1, sizeof *ex);
 	ex->vw = vw;
-	ex->fd = -1;
 	ex->started_us = vw_now_us();
 	exc_map_init(&ex->map, 0);
 	if ((ex->early = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
-	evtimer_assign(&ex->ev_retry, vw->base, exc_on_retry, ex);
-	evtimer_assign(&ex->ev_timeout, vw->base, exc_on_timeout, ex);
+	ex->pc = pgconn_new(vw, "excursions", &events, ex);
 	event_assign(&ex->ev_tick, vw->base, -1, EV_PERSIST, exc_on_tick, ex);
 	return (ex);
 }
@@ -1082,10 +875,9 @@ excursion_new(struct vialwatchd *vw)
 void
 excursion_start(struct excursion *ex)
 {
-	struct timeval	now = { 0, 0 };
 	struct timeval	tick = { EXC_TICK_MS / 1000, EXC_TICK_MS % 1000 * 1000 };
 
-	evtimer_add(&ex->ev_retry, &now);
+	pgconn_start(ex->pc);
 	event_add(&ex->ev_tick, &tick);
 }
 
@@ -1103,12 +895,7 @@ excursion_reconfigure(struct excursion *ex, const struct conf *old)
 	free(b);
 	if (same && strcmp(old->db_conninfo, ex->vw->conf->db_conninfo) == 0)
 		return;
-	if (ex->state == EXC_DISCONNECTED)
-		return;			/* the retry uses the new one */
-	exc_lost(ex, "configuration changed");
-	ex->backoff_ms = 0;
-	event_del(&ex->ev_retry);
-	exc_connect(ex);
+	pgconn_reset(ex->pc, "configuration changed");
 }
 
 /* SIGHUP: load the sensors again once the connection is free. */
@@ -1173,12 +960,8 @@ excursion_free(struct excursion *ex)
 		return;
 	if (ex->qlen > 0)
 		log_warnx("excursions: %zu events not written", ex->qlen);
-	exc_unwatch(ex);
-	event_del(&ex->ev_retry);
-	event_del(&ex->ev_timeout);
+	pgconn_free(ex->pc);
 	event_del(&ex->ev_tick);
-	if (ex->conn != NULL)
-		PQfinish(ex->conn);
 	while ((es = exc_map_any(&ex->map)) != NULL) {
 		exc_map_remove(&ex->map, es);
 		exc_sensor_free(es);

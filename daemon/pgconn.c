@@ -332,14 +332,17 @@ pgconn_done(struct pgconn *pc)
 	TAILQ_REMOVE(&pc->queue, q, entry);
 	pc->nqueued--;
 	pc->inflight = 0;
-	if (q->cb != NULL && pc->last != NULL)
-		q->cb(pc->last, q->arg);
-	else if (q->cb != NULL) {
-		/* No result at all: treat as lost. */
+	if (pc->last == NULL) {
+		/* No result at all: the connection is not to be trusted. */
+		if (q->cb != NULL)
+			q->cb(NULL, q->arg);
 		pgconn_query_free(q);
-		pgconn_lost(pc, "a query gave no result");
+		if (pc->state != PGCONN_DOWN)
+			pgconn_lost(pc, "a query gave no result");
 		return;
 	}
+	if (q->cb != NULL)
+		q->cb(pc->last, q->arg);
 	PQclear(pc->last);
 	pc->last = NULL;
 	pgconn_query_free(q);
@@ -424,6 +427,13 @@ pgconn_reset(struct pgconn *pc, const char *why)
 	pc->backoff_ms = 0;
 	event_del(&pc->ev_retry);
 	pgconn_connect(pc);
+}
+
+void
+pgconn_drop(struct pgconn *pc, const char *why)
+{
+	if (pc->state != PGCONN_DOWN)
+		pgconn_lost(pc, why);
 }
 
 int

@@ -32,6 +32,11 @@ struct pgconn	*pgconn_new(struct vialwatchd *, const char *,
 void		 pgconn_start(struct pgconn *);
 /* Connect again now (the conninfo changed). */
 void		 pgconn_reset(struct pgconn *, const char *);
+/*
+ * Close, and connect again after the backoff: what the connection was
+ * for failed.  A query callback may call it.
+ */
+void		 pgconn_drop(struct pgconn *, const char *);
 int		 pgconn_up(const struct pgconn *);
 /*
  * Queue one statement with text parameters (NULL is SQL null); they are
