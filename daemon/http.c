@@ -164,6 +164,7 @@ http_reconfigure(struct http *http, char **cause)
 	if (strcmp(c->http_host, http->host) == 0 && c->http_port == http->port)
 		return (0);
 	/* Same port on another address may clash: free the old one first. */
+	pages_abort_all();
 	if (http->evh != NULL)
 		evhttp_free(http->evh);
 	http->evh = NULL;

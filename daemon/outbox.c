@@ -48,7 +48,8 @@
 #define OUTBOX_PERMANENT_MAX	3	/* attempts at a 5xx answer */
 #define OUTBOX_RETRY_MIN_MS	5000
 #define OUTBOX_RETRY_MAX_MS	(15 * 60 * 1000)
-#define OUTBOX_LEASE_MIN_MS	(2 * 60 * 1000)
+/* Two rounds of 4 sends of at most 60 s (smtp.c) plus QUIT, and more. */
+#define OUTBOX_LEASE_MIN_MS	(5 * 60 * 1000)
 #define OUTBOX_POLL_MS		1000
 #define OUTBOX_STATS_MS		10000
 #define OUTBOX_ACK_VALID_S	(30 * 24 * 3600)
@@ -217,6 +218,20 @@ outbox_body(const struct conf *c, const char *body, int64_t excursion_id,
 	return (outbox_string(b));
 }
 
+/*
+ * An error of the connection or the server's state rather than of the
+ * statement: none (the connection broke), connection exception,
+ * transaction rollback, insufficient resources, operator intervention,
+ * read-only transaction (a standby after a failover).
+ */
+static int
+outbox_transient(const char *code)
+{
+	return (code == NULL || strncmp(code, "08", 2) == 0 ||
+	    strncmp(code, "40", 2) == 0 || strncmp(code, "53", 2) == 0 ||
+	    strncmp(code, "57", 2) == 0 || strcmp(code, "25006") == 0);
+}
+
 /* Written: forget it; lost: keep it for the next connection. */
 static void
 outbox_on_written(const PGresult *res, void *arg)
@@ -227,6 +242,13 @@ outbox_on_written(const PGresult *res, void *arg)
 	r->writing = 0;
 	if (res == NULL)
 		return;		/* written again on reconnect */
+	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+	    outbox_transient(PQresultErrorField(res, PG_DIAG_SQLSTATE))) {
+		/* Rolled back by a restart or a failover: again later. */
+		pgconn_drop(ob->pc, "the outcome of a send will be written "
+		    "again");
+		return;
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		if (log_ratelimit(&ob->rl_error, 5, vw_mono_ms()))
 			log_warnx("outbox: recording notification %lld "
@@ -376,7 +398,8 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 	} else
 		cause = xstrdup("unknown channel");
 	if (rc != 0) {
-		outbox_finish(s, cause, 0);
+		/* Nothing to retry for: a bad address, no such hook. */
+		outbox_finish(s, cause, 1);
 		free(cause);
 	}
 }
@@ -387,22 +410,25 @@ outbox_on_claimed(const PGresult *res, void *arg)
 	struct outbox	*ob = arg;
 	int		 i, n;
 
-	ob->claiming = 0;
-	if (res == NULL)
-		return;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 10) {
+	/* Still claiming while dispatching: a send that fails at once
+	 * must not claim again with room counted wrong. */
+	if (res != NULL && (PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    PQnfields(res) != 10)) {
 		if (log_ratelimit(&ob->rl_error, 5, vw_mono_ms()))
 			log_warnx("outbox: claiming failed: %.*s",
 			    (int)strcspn(PQresultErrorMessage(res), "\n"),
 			    PQresultErrorMessage(res));
-		return;
+	} else if (res != NULL) {
+		n = PQntuples(res);
+		if (n > 0)
+			log_debug("outbox: claimed %d notifications", n);
+		for (i = 0; i < n; i++)
+			outbox_dispatch(ob, res, i);
 	}
-	n = PQntuples(res);
-	if (n > 0)
-		log_debug("outbox: claimed %d notifications", n);
-	for (i = 0; i < n; i++)
-		outbox_dispatch(ob, res, i);
-	if (ob->again) {
+	ob->claiming = 0;
+	if (ob->draining)
+		vw_drained(ob->vw);
+	else if (ob->again && res != NULL) {
 		ob->again = 0;
 		outbox_claim(ob);
 	}
@@ -654,7 +680,7 @@ outbox_drain(struct outbox *ob)
 int
 outbox_pending(const struct outbox *ob)
 {
-	return (ob->nsends + ob->nresults);
+	return (ob->nsends + ob->nresults + ob->claiming);
 }
 
 int64_t

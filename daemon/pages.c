@@ -37,10 +37,15 @@
 #define PAGES_NAME_MAX		200
 #define PAGES_NOTE_MAX		4000
 
+struct pages_wait;
+static TAILQ_HEAD(, pages_wait) pages_waits =
+    TAILQ_HEAD_INITIALIZER(pages_waits);
+
 /* A request waiting for the database. */
 struct pages_wait {
-	struct evhttp_request	*req;
+	struct evhttp_request	*req;		/* NULL: answered already */
 	int			 closed;	/* the client left */
+	TAILQ_ENTRY(pages_wait)	 entry;
 	char			*path;
 	char			*who;
 	int64_t			 id;
@@ -137,6 +142,7 @@ pages_wait_new(struct evhttp_request *req, int64_t id, char *who, int post)
 	w->post = post;
 	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
 	    pages_on_close, w);
+	TAILQ_INSERT_TAIL(&pages_waits, w, entry);
 	return (w);
 }
 
@@ -146,7 +152,7 @@ pages_wait_end(struct pages_wait *w)
 {
 	struct evhttp_request	*req = w->req;
 
-	if (!w->closed)
+	if (req != NULL && !w->closed)
 		evhttp_connection_set_closecb(evhttp_request_get_connection(req),
 		    NULL, NULL);
 	return (req);
@@ -155,6 +161,7 @@ pages_wait_end(struct pages_wait *w)
 static void
 pages_wait_free(struct pages_wait *w)
 {
+	TAILQ_REMOVE(&pages_waits, w, entry);
 	free(w->path);
 	free(w->who);
 	free(w);
@@ -180,6 +187,8 @@ pages_on_ack_page(const PGresult *res, void *arg)
 	struct evbuffer		*b;
 	char			 title[64];
 
+	if (req == NULL)
+		goto out;
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		pages_message(req, 503, "Service Unavailable", "Try again",
 		    "The database cannot be reached just now. Reload this "
@@ -243,9 +252,11 @@ pages_on_acked(const PGresult *res, void *arg)
 	int			 now;
 
 	if (res == NULL) {
-		pages_message(req, 503, "Service Unavailable", "Try again",
-		    "The database cannot be reached just now: nothing was "
-		    "recorded. Send the form again in a minute.");
+		if (req != NULL)
+			pages_message(req, 503, "Service Unavailable",
+			    "Try again", "The database cannot be reached just "
+			    "now: nothing was recorded. Send the form again in "
+			    "a minute.");
 		goto out;
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -253,6 +264,8 @@ pages_on_acked(const PGresult *res, void *arg)
 		log_warnx("ack: excursion %lld: %.*s", (long long)w->id,
 		    (int)strcspn(PQresultErrorMessage(res), "\n"),
 		    PQresultErrorMessage(res));
+		if (req == NULL)
+			goto out;
 		if (code != NULL && strcmp(code, "P0002") == 0)
 			pages_message(req, 404, "Not Found",
 			    "Unknown excursion", "This excursion is not in "
@@ -272,6 +285,8 @@ pages_on_acked(const PGresult *res, void *arg)
 		log_info("ack: excursion %lld acknowledged by %s (link sent to "
 		    "%s)", (long long)w->id, PQgetvalue(res, 0, 2), w->who);
 	}
+	if (req == NULL)
+		goto out;
 	if ((b = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
 	pages_head(b, now ? "Acknowledged" : "Already acknowledged");
@@ -338,6 +353,27 @@ pages_form(struct evhttp_request *req, char **name, char **note)
 		return (-1);
 	}
 	return (0);
+}
+
+/*
+ * The HTTP server is about to be freed (a new listen address): answer
+ * every request still waiting, which libevent would free with it; the
+ * database's answer then goes nowhere.
+ */
+void
+pages_abort_all(void)
+{
+	struct pages_wait	*w;
+	struct evhttp_request	*req;
+
+	TAILQ_FOREACH(w, &pages_waits, entry) {
+		if ((req = pages_wait_end(w)) == NULL)
+			continue;
+		w->req = NULL;
+		pages_message(req, 503, "Service Unavailable", "Try again",
+		    "The server is being reconfigured. Send this again in a "
+		    "moment.");
+	}
 }
 
 /* /ack/TOKEN */

@@ -7,5 +7,7 @@ struct vialwatchd;
 
 /* /ack/TOKEN: GET shows the excursion and a form, POST acknowledges. */
 void	pages_ack(struct vialwatchd *, struct evhttp_request *, const char *);
+/* Answer every request waiting for the database (the server goes away). */
+void	pages_abort_all(void);
 
 #endif

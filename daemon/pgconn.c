@@ -66,6 +66,7 @@ struct pgconn {
 	struct event		 ev_write;
 	struct event		 ev_retry;
 	struct event		 ev_timeout;
+	struct event		 ev_kick;
 };
 
 static void	pgconn_on_io(evutil_socket_t, short, void *);
@@ -222,7 +223,8 @@ pgconn_enqueue(struct pgconn *pc, const char *sql, int nparams,
 	q->arg = arg;
 	TAILQ_INSERT_TAIL(&pc->queue, q, entry);
 	pc->nqueued++;
-	pgconn_next(pc);
+	/* Sent from the loop: never a callback inside pgconn_query. */
+	event_active(&pc->ev_kick, EV_TIMEOUT, 1);
 	return (0);
 }
 
@@ -305,6 +307,12 @@ pgconn_connect(struct pgconn *pc)
 }
 
 static void
+pgconn_on_kick(evutil_socket_t fd, short events, void *arg)
+{
+	pgconn_next(arg);
+}
+
+static void
 pgconn_on_retry(evutil_socket_t fd, short events, void *arg)
 {
 	pgconn_connect(arg);
@@ -327,6 +335,7 @@ static void
 pgconn_done(struct pgconn *pc)
 {
 	struct pgconn_query	*q = TAILQ_FIRST(&pc->queue);
+	PGresult		*res;
 
 	evtimer_del(&pc->ev_timeout);
 	TAILQ_REMOVE(&pc->queue, q, entry);
@@ -341,10 +350,12 @@ pgconn_done(struct pgconn *pc)
 			pgconn_lost(pc, "a query gave no result");
 		return;
 	}
-	if (q->cb != NULL)
-		q->cb(pc->last, q->arg);
-	PQclear(pc->last);
+	/* Ours until the callback is over, whatever it does. */
+	res = pc->last;
 	pc->last = NULL;
+	if (q->cb != NULL)
+		q->cb(res, q->arg);
+	PQclear(res);
 	pgconn_query_free(q);
 }
 
@@ -371,14 +382,14 @@ pgconn_io(struct pgconn *pc)
 			continue;
 		}
 		pgconn_done(pc);
-		if (pc->state == PGCONN_DOWN)
+		/* The callback may have dropped or reset the connection. */
+		if (pc->state != PGCONN_UP && pc->state != PGCONN_SETUP)
 			return;
 		pgconn_next(pc);
 		if (pc->state == PGCONN_DOWN)
 			return;
 	}
-	if (pc->conn == NULL)
-		return;
+	pgconn_notifies(pc);
 	if ((rc = PQflush(pc->conn)) == -1) {
 		pgconn_lost(pc, pgconn_error(pc, buf, sizeof buf));
 		return;
@@ -407,6 +418,7 @@ pgconn_new(struct vialwatchd *vw, const char *name,
 	TAILQ_INIT(&pc->queue);
 	evtimer_assign(&pc->ev_retry, vw->base, pgconn_on_retry, pc);
 	evtimer_assign(&pc->ev_timeout, vw->base, pgconn_on_timeout, pc);
+	evtimer_assign(&pc->ev_kick, vw->base, pgconn_on_kick, pc);
 	return (pc);
 }
 
@@ -467,6 +479,7 @@ pgconn_free(struct pgconn *pc)
 	pgconn_unwatch(pc);
 	event_del(&pc->ev_retry);
 	event_del(&pc->ev_timeout);
+	event_del(&pc->ev_kick);
 	if (pc->conn != NULL)
 		PQfinish(pc->conn);
 	PQclear(pc->last);

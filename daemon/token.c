@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "log.h"
 #include "token.h"
 #include "xmalloc.h"
 
@@ -76,8 +77,8 @@ token_unb64(const char *in, size_t len, unsigned char *out, size_t max)
 	return (n);
 }
 
-/* The MAC of purpose, id, who and expiry. */
-static void
+/* The MAC of purpose, id, who and expiry; -1 if it cannot be made. */
+static int
 token_mac(const unsigned char *key, size_t keylen, const char *purpose,
     int64_t id, const char *who, int64_t expires,
     unsigned char mac[TOKEN_MAC_LEN])
@@ -89,9 +90,12 @@ token_mac(const unsigned char *key, size_t keylen, const char *purpose,
 	n = xasprintf(&msg, "vialwatch %s\n%" PRId64 "\n%s\n%" PRId64, purpose,
 	    id, who, expires);
 	if (HMAC(EVP_sha256(), key, (int)keylen, (unsigned char *)msg, n, mac,
-	    &len) == NULL || len != TOKEN_MAC_LEN)
-		memset(mac, 0, TOKEN_MAC_LEN);
+	    &len) == NULL || len != TOKEN_MAC_LEN) {
+		free(msg);
+		return (-1);
+	}
 	free(msg);
+	return (0);
 }
 
 char *
@@ -101,7 +105,8 @@ token_make(const unsigned char *key, size_t keylen, const char *purpose,
 	unsigned char	 mac[TOKEN_MAC_LEN];
 	char		*w, *m, *out;
 
-	token_mac(key, keylen, purpose, id, who, expires, mac);
+	if (token_mac(key, keylen, purpose, id, who, expires, mac) != 0)
+		fatalx("token: HMAC-SHA256 failed");
 	w = token_b64((const unsigned char *)who, strlen(who));
 	m = token_b64(mac, sizeof mac);
 	xasprintf(&out, "%" PRId64 ".%" PRId64 ".%s.%s", id, expires, w, m);
@@ -152,7 +157,9 @@ token_check(const unsigned char *key, size_t keylen, const char *purpose,
 	if (token_unb64(dot + 1, strlen(dot + 1), mac, sizeof mac) !=
 	    TOKEN_MAC_LEN)
 		return (TOKEN_BAD);
-	token_mac(key, keylen, purpose, tid, (char *)wbuf, expires, want);
+	if (token_mac(key, keylen, purpose, tid, (char *)wbuf, expires,
+	    want) != 0)
+		return (TOKEN_BAD);
 	if (CRYPTO_memcmp(mac, want, TOKEN_MAC_LEN) != 0)
 		return (TOKEN_BAD);
 	if (expires < now)

@@ -107,6 +107,7 @@ begin
 	end if;
 	if tg_op = 'UPDATE' and old.ended_at is null
 	    and new.ended_at is not null then
+		ev := null;
 		if new.kind in ('high', 'low') then
 			ev := 'excursion.close';
 		elsif new.kind = 'offline' and new.alarmed_at is not null then
@@ -191,7 +192,7 @@ end;
 $$;
 
 -- Escalate and repeat what is alarmed and not acknowledged, from the
--- time its first notification was queued: tier k of the clinic's
+-- time its first email was queued: tier k of the clinic's
 -- contacts is told once (k - 1) * p_escalate has gone by, and everyone
 -- told so far again each p_repeat (except who was told within the last
 -- half of p_repeat).  Offline sensors are escalated like alarms; battery
@@ -223,7 +224,7 @@ begin
 		order by x.id
 	loop
 		select min(created_at) into base from vialwatch.notification
-		where excursion_id = e.id;
+		where excursion_id = e.id and channel = 'email';
 		base := coalesce(base, e.alarmed_at);
 		if now() - base < least(p_escalate, p_repeat) then
 			continue;
@@ -364,6 +365,46 @@ as $$
 	join vialwatch.clinic c on c.id = f.clinic_id
 	where e.id = p_id
 $$;
+
+-- Excursion events of one sensor, one at a time ----------------------------
+--
+-- Two daemons reading the same feed apply the same events.  Unserialised,
+-- the second could miss the excursion the first has just inserted (its
+-- lookup ran before that commit), then see it committed when it ends
+-- "open rows that lost their closing event", and insert a second one:
+-- two alarms.  A transaction-level advisory lock per sensor makes the
+-- second wait, then find the first's row.
+alter function vialwatch.excursion_event(text, bigint, bigint, text,
+    timestamptz, timestamptz, timestamptz, double precision,
+    double precision, double precision, double precision, double precision)
+    rename to excursion_event_apply;
+
+create function vialwatch.excursion_event(p_event text, p_fridge bigint,
+    p_sensor bigint, p_kind text, p_started timestamptz,
+    p_alarmed timestamptz, p_ended timestamptz, p_peak double precision,
+    p_minutes double precision, p_degree_minutes double precision,
+    p_temp double precision, p_battery double precision)
+returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+	perform pg_advisory_xact_lock(hashtext('vialwatch.excursion_event'),
+	    (coalesce(p_sensor, 0) % 2147483647)::integer);
+	return vialwatch.excursion_event_apply(p_event, p_fridge, p_sensor,
+	    p_kind, p_started, p_alarmed, p_ended, p_peak, p_minutes,
+	    p_degree_minutes, p_temp, p_battery);
+end;
+$$;
+
+revoke all on function vialwatch.excursion_event(text, bigint, bigint, text,
+    timestamptz, timestamptz, timestamptz, double precision,
+    double precision, double precision, double precision, double precision)
+    from public;
+grant execute on function vialwatch.excursion_event(text, bigint, bigint,
+    text, timestamptz, timestamptz, timestamptz, double precision,
+    double precision, double precision, double precision, double precision)
+    to vialwatch_daemon, vialwatch_admin;
 
 -- The outbox ------------------------------------------------------------
 

@@ -380,7 +380,8 @@ def test_two_daemons_send_each_email_once(daemon, db, mqtt_broker, smtp,
     msgs = smtp.messages()
     want = sorted(f"c{i}{j}@clinic{i}.example" for i in range(5)
                   for j in range(4))
-    assert recipients(msgs) == want
+    assert recipients(msgs) == want, [
+        (n["dedupe_key"], n["recipient"]) for n in outbox(db)]
     sent = [d.metric('vialwatch_notifications_total{channel="email",'
                      'status="sent"}') for d in (a, b)]
     assert sum(sent) == 20, sent
