@@ -860,6 +860,31 @@ conf_finish(struct conf *c)
 		c->db_conninfo = xstrdup("");
 }
 
+/* The hooks as the database's vialwatch.hooks setting wants them. */
+static char *
+conf_hooks_json(const struct conf *c)
+{
+	json_object	*o, *a;
+	char		*s;
+	int		 i, j;
+
+	o = json_object_new_object();
+	for (i = 0; i < c->nhooks; i++) {
+		a = NULL;
+		if (c->hooks[i].events != NULL) {
+			a = json_object_new_array();
+			for (j = 0; c->hooks[i].events[j] != NULL; j++)
+				json_object_array_add(a,
+				    json_object_new_string(
+				    c->hooks[i].events[j]));
+		}
+		json_object_object_add(o, c->hooks[i].name, a);
+	}
+	s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return (s);
+}
+
 /* Load and check a config file. */
 struct conf *
 conf_load(const char *path, char **cause)
@@ -889,6 +914,7 @@ conf_load(const char *path, char **cause)
 	conf_check_headers(&p);
 	conf_check_mqtt(&p);
 	conf_finish(c);
+	c->hooks_json = conf_hooks_json(c);
 
 	for (i = 0; i < p.nheaders; i++) {
 		free(p.headers[i].raw);
@@ -911,6 +937,7 @@ conf_free(struct conf *c)
 
 	if (c == NULL)
 		return;
+	free(c->hooks_json);
 	for (i = 0; i < c->nsources; i++) {
 		free(c->sources[i].name);
 		free(c->sources[i].topic);
@@ -950,30 +977,3 @@ conf_free(struct conf *c)
 	free(c);
 }
 
-/*
- * The hooks as the database's vialwatch.hooks setting wants them: a JSON
- * object of each hook's name and its events (null for all).  To free.
- */
-char *
-conf_hooks_json(const struct conf *c)
-{
-	json_object	*o, *a;
-	char		*s;
-	int		 i, j;
-
-	o = json_object_new_object();
-	for (i = 0; i < c->nhooks; i++) {
-		a = NULL;
-		if (c->hooks[i].events != NULL) {
-			a = json_object_new_array();
-			for (j = 0; c->hooks[i].events[j] != NULL; j++)
-				json_object_array_add(a,
-				    json_object_new_string(
-				    c->hooks[i].events[j]));
-		}
-		json_object_object_add(o, c->hooks[i].name, a);
-	}
-	s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return (s);
-}

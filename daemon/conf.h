@@ -95,14 +95,17 @@ struct conf {
 	/* [hook NAME] */
 	struct hook	*hooks;
 	int		 nhooks;
+	/*
+	 * The same for the database's vialwatch.hooks setting: a JSON object
+	 * of each hook's name and its events (null for all).
+	 */
+	char		*hooks_json;
 };
 
 /* Returns a new conf, or NULL with *cause set to "FILE:LINE: message". */
 struct conf	*conf_load(const char *, char **);
 void		 conf_free(struct conf *);
 int		 conf_format_parse(const char *, enum payload_format *);
-/* The hooks as JSON for the database (vialwatch.hooks), to free. */
-char		*conf_hooks_json(const struct conf *);
 
 /* Parsers, exposed for the unit tests: 0 on success, -1 on error. */
 int		 conf_parse_duration(const char *, int64_t *);

@@ -76,7 +76,6 @@ int
 ctl_ack(struct ctl *ctl, int argc, char **argv)
 {
 	const char	*params[4], *hp[1];
-	char		*hooks;
 	PGresult	*res;
 	int		 rc;
 
@@ -90,11 +89,9 @@ ctl_ack(struct ctl *ctl, int argc, char **argv)
 	params[3] = NULL;
 
 	/* The hooks of excursion.ack run as they would from the page. */
-	hooks = conf_hooks_json(ctl->conf);
-	hp[0] = hooks;
+	hp[0] = ctl->conf->hooks_json;
 	res = ctl_query(ctl, "select set_config('vialwatch.hooks', $1, false)",
 	    1, hp);
-	free(hooks);
 	if (res == NULL)
 		return (1);
 	PQclear(res);

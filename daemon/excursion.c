@@ -116,7 +116,6 @@ struct excursion {
 
 	struct evbuffer		*early;
 	size_t			 early_dropped;
-	struct ratelimit	 rl_error;
 	struct ratelimit	 rl_drop;
 };
 
@@ -670,22 +669,6 @@ exc_send(struct excursion *ex, enum exc_state state, const char *sql,
 	return (0);
 }
 
-/* An error result of what: log it; 1 when it is worth sending again. */
-static int
-exc_failed(struct excursion *ex, const PGresult *res, const char *what)
-{
-	const char	*msg = PQresultErrorMessage(res);
-	const char	*code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-	if (log_ratelimit(&ex->rl_error, 5, vw_mono_ms()))
-		log_warnx("excursions: %s failed: %.*s", what,
-		    (int)strcspn(msg, "\n"), msg);
-	/* A lost connection, a conflict or a lack of resources passes. */
-	return (code == NULL || strncmp(code, "08", 2) == 0 ||
-	    strncmp(code, "40", 2) == 0 || strncmp(code, "53", 2) == 0 ||
-	    strncmp(code, "57", 2) == 0);
-}
-
 static int
 exc_ok(const PGresult *res)
 {
@@ -707,7 +690,7 @@ exc_on_written(const PGresult *res, void *arg)
 	if (!exc_ok(res)) {
 		snprintf(what, sizeof what, "%s of sensor %lld",
 		    rules_event_name(e->ev.type), (long long)e->sensor_id);
-		if (exc_failed(ex, res, what)) {
+		if (pgconn_failed(ex->pc, res, what)) {
 			pgconn_drop(ex->pc, "an event will be sent again");
 			return;
 		}
@@ -754,7 +737,7 @@ exc_on_loaded(const PGresult *res, void *arg)
 		return;		/* loaded again once connected */
 	}
 	if (!exc_ok(res))
-		exc_failed(ex, res, exc_state_names[ex->state]);
+		pgconn_failed(ex->pc, res, exc_state_names[ex->state]);
 	else if (PQnfields(res) != COL_COUNT)
 		log_warnx("excursions: the sensors query gave %d columns, "
 		    "not %d", PQnfields(res), COL_COUNT);
@@ -807,7 +790,7 @@ exc_on_setup(const PGresult *res, void *arg)
 
 	if (res == NULL || exc_ok(res))
 		return;
-	exc_failed(ex, res, "setting up");
+	pgconn_failed(ex->pc, res, "setting up");
 	pgconn_drop(ex->pc, "set-up failed");
 }
 
@@ -816,17 +799,9 @@ static void
 exc_up(void *arg)
 {
 	struct excursion	*ex = arg;
-	const char		*params[1];
-	char			*hooks;
 
 	pgconn_query(ex->pc, "listen " EXC_CHANNEL, 0, NULL, exc_on_setup,
 	    ex);
-	/* Also which hooks to queue rows for (vialwatch.hook_notify()). */
-	hooks = conf_hooks_json(ex->vw->conf);
-	params[0] = hooks;
-	pgconn_query(ex->pc, "select set_config('vialwatch.hooks', $1, false)",
-	    1, params, exc_on_setup, ex);
-	free(hooks);
 	ex->reload = 1;
 	exc_next(ex);
 }
@@ -885,17 +860,7 @@ excursion_start(struct excursion *ex)
 void
 excursion_reconfigure(struct excursion *ex, const struct conf *old)
 {
-	char	*a, *b;
-	int	 same;
-
-	a = conf_hooks_json(old);
-	b = conf_hooks_json(ex->vw->conf);
-	same = strcmp(a, b) == 0;
-	free(a);
-	free(b);
-	if (same && strcmp(old->db_conninfo, ex->vw->conf->db_conninfo) == 0)
-		return;
-	pgconn_reset(ex->pc, "configuration changed");
+	pgconn_reconfigure(ex->pc, old);
 }
 
 /* SIGHUP: load the sensors again once the connection is free. */

@@ -229,6 +229,7 @@ static void
 metrics_render_outbox(struct vialwatchd *vw, struct evbuffer *b)
 {
 	static const char	*channels[] = { "email", "hook" };
+	static const char	*outcomes[] = { "sent", "failed", "dead" };
 	static const char	*states[] = { "pending", "failed", "dead" };
 	int64_t			 n;
 	int			 k, st;
@@ -237,17 +238,11 @@ metrics_render_outbox(struct vialwatchd *vw, struct evbuffer *b)
 	    "Deliveries of notifications by this daemon, by channel and "
 	    "outcome.");
 	for (k = 0; k < METRICS_CHANNELS; k++) {
-		evbuffer_add_printf(b, "vialwatch_notifications_total"
-		    "{channel=\"%s\",status=\"sent\"} %llu\n"
-		    "vialwatch_notifications_total"
-		    "{channel=\"%s\",status=\"failed\"} %llu\n"
-		    "vialwatch_notifications_total"
-		    "{channel=\"%s\",status=\"dead\"} %llu\n", channels[k],
-		    (unsigned long long)metrics.notifications_sent[k],
-		    channels[k],
-		    (unsigned long long)metrics.notifications_failed[k],
-		    channels[k],
-		    (unsigned long long)metrics.notifications_dead[k]);
+		for (st = 0; st < METRICS_OUTCOMES; st++)
+			evbuffer_add_printf(b, "vialwatch_notifications_total"
+			    "{channel=\"%s\",status=\"%s\"} %llu\n",
+			    channels[k], outcomes[st],
+			    (unsigned long long)metrics.notifications[k][st]);
 	}
 	metrics_header(b, "vialwatch_notifications", "gauge",
 	    "Notifications not sent in vialwatch.notification (all daemons), "

@@ -20,8 +20,9 @@ struct metrics_histogram {
 	double		 sum;
 };
 
-/* Notifications by channel: email, hook. */
+/* Notifications by channel (email, hook) and outcome. */
 #define METRICS_CHANNELS	2
+enum { METRICS_SENT, METRICS_FAILED, METRICS_DEAD, METRICS_OUTCOMES };
 
 struct metrics {
 	struct {
@@ -47,9 +48,7 @@ struct metrics {
 	uint64_t	 excursion_events_failed;
 	uint64_t	 excursion_events_dropped;
 	uint64_t	 reference_loads;
-	uint64_t	 notifications_sent[METRICS_CHANNELS];
-	uint64_t	 notifications_failed[METRICS_CHANNELS];
-	uint64_t	 notifications_dead[METRICS_CHANNELS];
+	uint64_t	 notifications[METRICS_CHANNELS][METRICS_OUTCOMES];
 	struct metrics_histogram delivery_seconds;
 	uint64_t	 acks;		/* on the acknowledge page */
 };

@@ -94,7 +94,6 @@ struct outbox {
 	int			 counting;
 	int			 draining;
 	int64_t			 backlog[OUTBOX_CHANNELS][OUTBOX_STATES];
-	struct ratelimit	 rl_error;
 
 	struct event		 ev_poll;
 	struct event		 ev_escalate;
@@ -178,7 +177,8 @@ outbox_channels(const struct conf *c)
 	return (outbox_string(b));
 }
 
-char *
+/* The link that acknowledges excursion id for recipient, to free. */
+static char *
 outbox_ack_url(const struct conf *c, int64_t id, const char *recipient)
 {
 	char	*token, *url;
@@ -218,43 +218,26 @@ outbox_body(const struct conf *c, const char *body, int64_t excursion_id,
 	return (outbox_string(b));
 }
 
-/*
- * An error of the connection or the server's state rather than of the
- * statement: none (the connection broke), connection exception,
- * transaction rollback, insufficient resources, operator intervention,
- * read-only transaction (a standby after a failover).
- */
-static int
-outbox_transient(const char *code)
-{
-	return (code == NULL || strncmp(code, "08", 2) == 0 ||
-	    strncmp(code, "40", 2) == 0 || strncmp(code, "53", 2) == 0 ||
-	    strncmp(code, "57", 2) == 0 || strcmp(code, "25006") == 0);
-}
-
 /* Written: forget it; lost: keep it for the next connection. */
 static void
 outbox_on_written(const PGresult *res, void *arg)
 {
 	struct outbox_result	*r = arg;
 	struct outbox		*ob = r->ob;
+	char			 what[64];
 
 	r->writing = 0;
 	if (res == NULL)
 		return;		/* written again on reconnect */
-	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
-	    outbox_transient(PQresultErrorField(res, PG_DIAG_SQLSTATE))) {
-		/* Rolled back by a restart or a failover: again later. */
-		pgconn_drop(ob->pc, "the outcome of a send will be written "
-		    "again");
-		return;
-	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		if (log_ratelimit(&ob->rl_error, 5, vw_mono_ms()))
-			log_warnx("outbox: recording notification %lld "
-			    "failed: %.*s", (long long)r->id,
-			    (int)strcspn(PQresultErrorMessage(res), "\n"),
-			    PQresultErrorMessage(res));
+		snprintf(what, sizeof what, "recording notification %lld",
+		    (long long)r->id);
+		if (pgconn_failed(ob->pc, res, what)) {
+			/* Rolled back by a restart or a failover: again. */
+			pgconn_drop(ob->pc, "the outcome of a send will be "
+			    "written again");
+			return;
+		}
 	} else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 		log_warnx("outbox: notification %lld was claimed again before "
 		    "its outcome was recorded", (long long)r->id);
@@ -304,7 +287,7 @@ outbox_finish(struct outbox_send *s, const char *error, int permanent)
 	r->id = s->id;
 	r->attempts = s->attempts;
 	if (error == NULL) {
-		metrics.notifications_sent[s->kind]++;
+		metrics.notifications[s->kind][METRICS_SENT]++;
 		metrics_delivery(s->age_s + (vw_mono_ms() - s->claimed_ms) /
 		    1000.0);
 		log_debug("outbox: notification %lld sent", (long long)s->id);
@@ -314,9 +297,9 @@ outbox_finish(struct outbox_send *s, const char *error, int permanent)
 		r->dead = s->attempts >= OUTBOX_ATTEMPTS_MAX ||
 		    (permanent && s->attempts >= OUTBOX_PERMANENT_MAX);
 		if (r->dead)
-			metrics.notifications_dead[s->kind]++;
+			metrics.notifications[s->kind][METRICS_DEAD]++;
 		else
-			metrics.notifications_failed[s->kind]++;
+			metrics.notifications[s->kind][METRICS_FAILED]++;
 		log_warnx("outbox: notification %lld (%s, attempt %d) %s: %s",
 		    (long long)s->id, s->kind == OUTBOX_EMAIL ? "email" :
 		    "hook", s->attempts, r->dead ? "is dead" :
@@ -410,14 +393,13 @@ outbox_on_claimed(const PGresult *res, void *arg)
 	struct outbox	*ob = arg;
 	int		 i, n;
 
-	/* Still claiming while dispatching: a send that fails at once
-	 * must not claim again with room counted wrong. */
+	/*
+	 * Still claiming while dispatching: a send that fails at once must
+	 * not claim again with room counted wrong.
+	 */
 	if (res != NULL && (PQresultStatus(res) != PGRES_TUPLES_OK ||
 	    PQnfields(res) != 10)) {
-		if (log_ratelimit(&ob->rl_error, 5, vw_mono_ms()))
-			log_warnx("outbox: claiming failed: %.*s",
-			    (int)strcspn(PQresultErrorMessage(res), "\n"),
-			    PQresultErrorMessage(res));
+		pgconn_failed(ob->pc, res, "claiming");
 	} else if (res != NULL) {
 		n = PQntuples(res);
 		if (n > 0)
@@ -469,12 +451,9 @@ outbox_on_escalated(const PGresult *res, void *arg)
 	ob->escalating = 0;
 	if (res == NULL)
 		return;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		if (log_ratelimit(&ob->rl_error, 5, vw_mono_ms()))
-			log_warnx("outbox: escalating failed: %.*s",
-			    (int)strcspn(PQresultErrorMessage(res), "\n"),
-			    PQresultErrorMessage(res));
-	} else if (pgconn_int(res, 0, 0) > 0)
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		pgconn_failed(ob->pc, res, "escalating");
+	else if (pgconn_int(res, 0, 0) > 0)
 		log_info("outbox: %lld escalations and repeats queued",
 		    pgconn_int(res, 0, 0));
 }
@@ -553,26 +532,11 @@ outbox_on_stats(evutil_socket_t fd, short events, void *arg)
 	outbox_count(arg);
 }
 
-/* Tell the database which hooks we run (vialwatch.hook_notify()). */
-static void
-outbox_set_hooks(struct outbox *ob)
-{
-	const char	*p[1];
-	char		*json;
-
-	json = conf_hooks_json(ob->vw->conf);
-	p[0] = json;
-	pgconn_query(ob->pc, "select set_config('vialwatch.hooks', $1, false)",
-	    1, p, NULL, NULL);
-	free(json);
-}
-
 static void
 outbox_up(void *arg)
 {
 	struct outbox	*ob = arg;
 
-	outbox_set_hooks(ob);
 	pgconn_query(ob->pc, "listen " OUTBOX_CHANNEL, 0, NULL, NULL, NULL);
 	outbox_write_results(ob);
 	outbox_escalate(ob);
@@ -650,21 +614,9 @@ outbox_start(struct outbox *ob)
 void
 outbox_reconfigure(struct outbox *ob, const struct conf *old)
 {
-	const struct conf	*c = ob->vw->conf;
-	char			*a, *b;
-
-	smtp_reconfigure(ob->smtp, c);
+	smtp_reconfigure(ob->smtp, ob->vw->conf);
 	outbox_escalate_timer(ob);
-	if (strcmp(old->db_conninfo, c->db_conninfo) != 0) {
-		pgconn_reset(ob->pc, "configuration changed");
-		return;
-	}
-	a = conf_hooks_json(old);
-	b = conf_hooks_json(c);
-	if (strcmp(a, b) != 0 && pgconn_up(ob->pc))
-		outbox_set_hooks(ob);
-	free(a);
-	free(b);
+	pgconn_reconfigure(ob->pc, old);
 }
 
 void

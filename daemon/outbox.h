@@ -26,7 +26,4 @@ int64_t		 outbox_backlog(const struct outbox *, int, int);
 struct pgconn	*outbox_conn(struct outbox *);
 void		 outbox_free(struct outbox *);
 
-/* The link that acknowledges excursion id for recipient, to free. */
-char		*outbox_ack_url(const struct conf *, int64_t, const char *);
-
 #endif

@@ -59,6 +59,7 @@ struct pgconn {
 	int			 inflight;	/* the queue's head is sent */
 	PGresult		*last;		/* of the query in flight */
 	int64_t			 backoff_ms;
+	struct ratelimit	 rl_error;
 	struct pgconn_queries	 queue;
 	int			 nqueued;
 
@@ -250,7 +251,7 @@ pgconn_on_setup(const PGresult *res, void *arg)
 static void
 pgconn_connected(struct pgconn *pc)
 {
-	const char	*params[1];
+	const char	*params[2];
 	char		*app;
 
 	PQsetNoticeProcessor(pc->conn, pgconn_notice, pc);
@@ -262,8 +263,11 @@ pgconn_connected(struct pgconn *pc)
 	pc->state = PGCONN_SETUP;
 	xasprintf(&app, "vialwatchd %s", pc->name);
 	params[0] = app;
-	pgconn_enqueue(pc, "select set_config('application_name', $1, false)",
-	    1, params, pgconn_on_setup, pc);
+	params[1] = pc->vw->conf->hooks_json;
+	/* Who we are, and the hooks vialwatch.hook_notify() queues rows for. */
+	pgconn_enqueue(pc, "select set_config('application_name', $1, false), "
+	    "set_config('vialwatch.hooks', $2, false)", 2, params,
+	    pgconn_on_setup, pc);
 	free(app);
 }
 
@@ -448,6 +452,22 @@ pgconn_drop(struct pgconn *pc, const char *why)
 		pgconn_lost(pc, why);
 }
 
+void
+pgconn_reconfigure(struct pgconn *pc, const struct conf *old)
+{
+	const struct conf	*c = pc->vw->conf;
+	const char		*params[1];
+
+	if (strcmp(old->db_conninfo, c->db_conninfo) != 0)
+		pgconn_reset(pc, "configuration changed");
+	else if (strcmp(old->hooks_json, c->hooks_json) != 0 &&
+	    pc->state == PGCONN_UP) {
+		params[0] = c->hooks_json;
+		pgconn_enqueue(pc, "select set_config('vialwatch.hooks', $1, "
+		    "false)", 1, params, NULL, NULL);
+	}
+}
+
 int
 pgconn_up(const struct pgconn *pc)
 {
@@ -464,9 +484,17 @@ pgconn_query(struct pgconn *pc, const char *sql, int nparams,
 }
 
 int
-pgconn_busy(const struct pgconn *pc)
+pgconn_failed(struct pgconn *pc, const PGresult *res, const char *what)
 {
-	return (pc->nqueued);
+	const char	*msg = PQresultErrorMessage(res);
+	const char	*code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (log_ratelimit(&pc->rl_error, 5, vw_mono_ms()))
+		log_warnx("%s: %s failed: %.*s", pc->name, what,
+		    (int)strcspn(msg, "\n"), msg);
+	return (code == NULL || strncmp(code, "08", 2) == 0 ||
+	    strncmp(code, "40", 2) == 0 || strncmp(code, "53", 2) == 0 ||
+	    strncmp(code, "57", 2) == 0 || strcmp(code, "25006") == 0);
 }
 
 void

@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+struct conf;
 struct vialwatchd;
 struct pgconn;
 
@@ -30,8 +31,13 @@ struct pgconn_events {
 struct pgconn	*pgconn_new(struct vialwatchd *, const char *,
 		     const struct pgconn_events *, void *);
 void		 pgconn_start(struct pgconn *);
-/* Connect again now (the conninfo changed). */
+/* Connect again now. */
 void		 pgconn_reset(struct pgconn *, const char *);
+/*
+ * A reload: a new conninfo means a new connection, new hooks a new
+ * vialwatch.hooks setting (each connection sets it when it connects).
+ */
+void		 pgconn_reconfigure(struct pgconn *, const struct conf *);
 /*
  * Close, and connect again after the backoff: what the connection was
  * for failed.  A query callback may call it.
@@ -44,8 +50,15 @@ int		 pgconn_up(const struct pgconn *);
  */
 int		 pgconn_query(struct pgconn *, const char *, int,
 		     const char *const *, pgconn_cb, void *);
-/* Queries queued or in flight. */
-int		 pgconn_busy(const struct pgconn *);
+/*
+ * A statement of what failed (res is its error result): logged, at most
+ * 5 lines a minute per connection.  1 when the error is of the connection
+ * or the server's state rather than of the statement, so that the same
+ * statement may pass later: no SQLSTATE (the connection broke), connection
+ * exception, transaction rollback, insufficient resources, operator
+ * intervention, read-only transaction (a standby after a failover).
+ */
+int		 pgconn_failed(struct pgconn *, const PGresult *, const char *);
 void		 pgconn_free(struct pgconn *);
 
 /* Field helpers: 0 / NAN for SQL null. */

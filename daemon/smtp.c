@@ -539,9 +539,9 @@ smtp_on_done(evutil_socket_t fd, short events, void *arg)
 		free(s);
 }
 
-/* Copy the [smtp] settings, dropping the old ones. */
+/* Drop the [smtp] settings held, the password wiped. */
 static void
-smtp_take_conf(struct smtp *s, const struct conf *conf)
+smtp_drop_conf(struct smtp *s)
 {
 	free(s->url);
 	free(s->username);
@@ -549,7 +549,14 @@ smtp_take_conf(struct smtp *s, const struct conf *conf)
 		explicit_bzero(s->password, strlen(s->password));
 	free(s->password);
 	free(s->from);
+	s->url = s->username = s->password = s->from = NULL;
+}
 
+/* Copy the [smtp] settings, dropping the old ones. */
+static void
+smtp_take_conf(struct smtp *s, const struct conf *conf)
+{
+	smtp_drop_conf(s);
 	s->url = xstrdup(conf->smtp_url);
 	s->tls_required = conf->smtp_tls_required;
 	s->username = conf->smtp_username != NULL ?
@@ -735,12 +742,6 @@ smtp_send(struct smtp *s, const struct mail *m, smtp_cb cb, void *arg)
 	return (0);
 }
 
-int
-smtp_busy(const struct smtp *s)
-{
-	return (s->busy);
-}
-
 /*
  * Stop the thread and free. The sockets are shut down first, under the
  * lock: a wait curl is blocked in on the thread ends at once, and no
@@ -781,14 +782,7 @@ smtp_free(struct smtp *s)
 	close(s->wake_pipe[0]);
 	close(s->wake_pipe[1]);
 	pthread_mutex_destroy(&s->lock);
-
-	free(s->url);
-	free(s->username);
-	if (s->password != NULL)
-		explicit_bzero(s->password, strlen(s->password));
-	free(s->password);
-	free(s->from);
-	s->url = s->username = s->password = s->from = NULL;
+	smtp_drop_conf(s);
 
 	/* Inside a callback, smtp_on_done frees it when the callbacks end. */
 	if (s->reporting)

@@ -19,8 +19,6 @@ struct smtp	*smtp_new(struct event_base *, const struct conf *);
 void		 smtp_reconfigure(struct smtp *, const struct conf *);
 /* Start sending; the message is copied.  0, or -1 if it cannot start. */
 int		 smtp_send(struct smtp *, const struct mail *, smtp_cb, void *);
-/* Sends under way. */
-int		 smtp_busy(const struct smtp *);
 /* Abort every send (their callbacks are not called) and free. */
 void		 smtp_free(struct smtp *);
 
