@@ -215,6 +215,7 @@ class Bench:
         conf.write_text(self.s.render_config({
             "daemon": {"state_dir": self.dir},
             "database": {"conninfo": self.pg.conninfo("vw_template")},
+            "reminders": {"template_dir": self.src / "conf" / "templates"},
         }))
         r = self.s.run_ctl(["migrate"], conf, binary=str(self.build / "vialwatchctl"),
                            env={"VIALWATCH_SQLDIR": str(self.src / "sql")})
@@ -240,6 +241,7 @@ class Bench:
             "mqtt": {"host": "127.0.0.1", "port": broker.port,
                      "client_id": f"vwbench-{self.serial}", "qos": qos},
             "database": {"conninfo": self.pg.conninfo(dbname)},
+            "reminders": {"template_dir": self.src / "conf" / "templates"},
             "source bench": {"topic": "bench/#", "format": "json",
                              "temperature": "/temperature", "timestamp": "/ts"},
             "http": {"listen": f"127.0.0.1:{http_port}",

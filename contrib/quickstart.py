@@ -4,10 +4,10 @@
 Starts PostgreSQL, Mosquitto and an SMTP catcher under one directory,
 creates and migrates the database, loads two demo clinics, starts the
 freshly built vialwatchd and feeds it with contrib/demo-feed, whose freezer
-thaws for a while: the alarm and recovery emails the daemon sends are
-caught and printed.  Ctrl-C stops everything.  With --exit-after it stops
+thaws for a while: the alarm and recovery emails the daemon sends, and a
+patient's re-treatment reminder, are caught and printed.  Ctrl-C stops everything.  With --exit-after it stops
 by itself and exits 0 only if every demo probe's readings reached
-vialwatch.reading and both emails were caught.
+vialwatch.reading and the alarm, recovery and reminder emails were caught.
 
     quickstart.py --srcdir SRC [--builddir BUILD] [--dir DIR] [--exit-after S]
 """
@@ -36,9 +36,12 @@ DEMO_SENSORS = [
 ]
 
 DEMO_SQL = """
-insert into vialwatch.clinic (name, timezone) values
-	('Lakeside Aesthetics', 'America/Chicago'),
-	('Praxis am Stadtpark', 'Europe/Berlin');
+insert into vialwatch.clinic (name, timezone, locale, phone, booking_url)
+values
+	('Lakeside Aesthetics', 'America/Chicago', 'en-US', '+1 312 555 0142',
+	    'https://lakeside-aesthetics.example/book'),
+	('Praxis am Stadtpark', 'Europe/Berlin', 'de-DE', '+49 30 5550 1234',
+	    null);
 
 insert into vialwatch.fridge (clinic_id, name, kind)
 select c.id, f.name, f.kind
@@ -167,7 +170,8 @@ repeat_every = 30m
 scan_interval = 1m
 # Wide open so that the demo reminder goes out at any hour; a clinic would
 # use its opening hours, e.g. 09:00-18:00.
-send_window = 00:00-23:59
+send_window = 00:00-24:00
+template_dir = {Path(__file__).resolve().parents[1] / "conf" / "templates"}
 """
 
 
@@ -202,9 +206,14 @@ def readings_per_sensor(pg):
             "group by s.key order by s.key").fetchall())
 
 
+# The emails the demo must show: an alarm, its recovery, and a patient's
+# re-treatment reminder.
+KINDS = ("ALARM", "Recovered", "reminder")
+
+
 class MailWatch:
     """Prints each email the catcher receives: a line for each, and the
-    whole text of the first alarm and the first recovery."""
+    whole text of the first alarm, recovery and reminder."""
 
     def __init__(self, smtp):
         self.smtp = smtp
@@ -221,12 +230,17 @@ class MailWatch:
                   f"            to {', '.join(m.envelope_to)}: {subject}",
                   flush=True)
             kind = subject.split(":", 1)[0]
-            if kind in ("ALARM", "Recovered") and kind not in self.shown:
+            if m["List-Unsubscribe"] is not None:
+                kind = "reminder"
+            if kind in KINDS and kind not in self.shown:
                 self.shown.add(kind)
-                text = m.get_content().rstrip("\n")
+                text = m.get_body(preferencelist=("plain",)).get_content()
+                head = [f"From: {m['From']}", f"To: {m['To']}",
+                        f"Subject: {subject}"]
+                if kind == "reminder":
+                    head.append(f"List-Unsubscribe: {m['List-Unsubscribe']}")
                 print("\n    " + "\n    ".join(
-                    [f"From: {m['From']}", f"To: {m['To']}",
-                     f"Subject: {subject}", ""] + text.split("\n")) + "\n",
+                    head + [""] + text.rstrip("\n").split("\n")) + "\n",
                       flush=True)
 
     def caught(self, kind):
@@ -375,7 +389,7 @@ def main():
         if missing:
             print(f"quickstart: no readings from {', '.join(missing)}; see "
                   f"{d.log_path}", file=sys.stderr)
-        emails = [k for k in ("ALARM", "Recovered") if not mail.caught(k)]
+        emails = [k for k in KINDS if not mail.caught(k)]
         if emails:
             print(f"quickstart: no {' or '.join(emails)} email caught in "
                   f"{smtp.maildir}; see {d.log_path}", file=sys.stderr)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <ini.h>
 #include <json-c/json.h>
@@ -22,6 +23,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "template.h"
 #include "xmalloc.h"
 
 #define CONF_SECRET_MAX	4096
@@ -131,6 +133,8 @@ static const struct conf_key conf_keys[] = {
 	    C(reminders_scan_interval_ms), SEC, 0 },
 	{ SECTION_REMINDERS, "send_window", CONF_SPECIAL,
 	    C(reminders_window_start), 0, 0 },
+	{ SECTION_REMINDERS, "template_dir", CONF_SPECIAL,
+	    C(reminders_template_dir), 0, 0 },
 
 	{ SECTION_HOOK, "command", CONF_SPECIAL, H(argv), 0, 0 },
 	{ SECTION_HOOK, "events", CONF_SPECIAL, H(events), 0, 0 },
@@ -341,7 +345,10 @@ conf_parse_hhmm(const char *s, size_t len)
 	    (s[3] - '0') * 10 + (s[4] - '0'));
 }
 
-/* "09:00-18:00" -> start and end minutes; the end must be after the start. */
+/*
+ * "09:00-18:00" -> start and end minutes; the end must be after the start
+ * and may be 24:00.
+ */
 int
 conf_parse_window(const char *s, int *start, int *end)
 {
@@ -350,7 +357,10 @@ conf_parse_window(const char *s, int *start, int *end)
 	if ((dash = strchr(s, '-')) == NULL)
 		return (-1);
 	*start = conf_parse_hhmm(s, dash - s);
-	*end = conf_parse_hhmm(dash + 1, strlen(dash + 1));
+	if (strcmp(dash + 1, "24:00") == 0)
+		*end = 24 * 60;		/* up to midnight */
+	else
+		*end = conf_parse_hhmm(dash + 1, strlen(dash + 1));
 	if (*start == -1 || *end == -1 || *end <= *start)
 		return (-1);
 	return (0);
@@ -493,6 +503,7 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 	struct hook	*hk = base;
 	const char	*cause = NULL, *topic;
 	char		*colon, *end, **list;
+	struct stat	 sb;
 	long		 port;
 	size_t		 i, j;
 
@@ -575,6 +586,20 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 		if (conf_parse_window(value, &c->reminders_window_start,
 		    &c->reminders_window_end) == -1)
 			return ("HH:MM-HH:MM expected, end after start");
+	} else if (strcmp(k->name, "template_dir") == 0) {
+		if (*value == '\0')
+			value = TEMPLATEDIR;	/* unset: the default */
+		if (stat(value, &sb) == -1) {
+			xasprintf(owned, "cannot read %s: %s", value,
+			    strerror(errno));
+			return (*owned);
+		}
+		if (!S_ISDIR(sb.st_mode)) {
+			xasprintf(owned, "%s is not a directory", value);
+			return (*owned);
+		}
+		free(c->reminders_template_dir);
+		c->reminders_template_dir = xstrdup(value);
 	} else if (strcmp(k->name, "command") == 0) {
 		list = conf_split_argv(value, &cause);
 		if (cause != NULL) {
@@ -844,6 +869,7 @@ conf_defaults(struct conf *c)
 	c->reminders_scan_interval_ms = 60 * SEC;
 	c->reminders_window_start = 9 * 60;
 	c->reminders_window_end = 18 * 60;
+	c->reminders_template_dir = xstrdup(TEMPLATEDIR);
 }
 
 /* Unset string keys that must have a value get their default back. */
@@ -921,6 +947,10 @@ conf_load(const char *path, char **cause)
 		free(p.headers[i].name);
 	}
 	free(p.headers);
+	/* The templates' own errors name the template's FILE:LINE. */
+	if (p.error == NULL)
+		c->templates = template_load(c->reminders_template_dir,
+		    &p.error);
 	if (p.error != NULL) {
 		*cause = p.error;
 		conf_free(c);
@@ -938,6 +968,8 @@ conf_free(struct conf *c)
 	if (c == NULL)
 		return;
 	free(c->hooks_json);
+	template_free(c->templates);
+	free(c->reminders_template_dir);
 	for (i = 0; i < c->nsources; i++) {
 		free(c->sources[i].name);
 		free(c->sources[i].topic);

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+struct templates;
+
 enum payload_format {
 	FORMAT_ZIGBEE2MQTT,
 	FORMAT_TASMOTA,
@@ -91,6 +93,8 @@ struct conf {
 	int64_t		 reminders_scan_interval_ms;
 	int		 reminders_window_start;	/* minutes after midnight */
 	int		 reminders_window_end;
+	char		*reminders_template_dir;
+	struct templates *templates;		/* loaded from template_dir */
 
 	/* [hook NAME] */
 	struct hook	*hooks;

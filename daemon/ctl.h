@@ -45,6 +45,9 @@ int		 ctl_lots(struct ctl *, int, char **);
 int		 ctl_ack(struct ctl *, int, char **);
 int		 ctl_excursions(struct ctl *, int, char **);
 
+/* ctl-import.c */
+int		 ctl_import(struct ctl *, int, char **);
+
 /* ctl-report.c */
 int		 ctl_report(struct ctl *, int, char **);
 

@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "mqtt.h"
 #include "outbox.h"
+#include "reminder.h"
 #include "spool.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
@@ -188,6 +189,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	db_reconfigure(vw->db, old);
 	excursion_reconfigure(vw->excursion, old);
 	outbox_reconfigure(vw->outbox, old);
+	reminder_reconfigure(vw->reminder, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
@@ -346,6 +348,7 @@ main(int argc, char **argv)
 	vw.db = db_new(&vw);
 	vw.excursion = excursion_new(&vw);
 	vw.outbox = outbox_new(&vw);
+	vw.reminder = reminder_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -361,11 +364,13 @@ main(int argc, char **argv)
 	db_start(vw.db);
 	excursion_start(vw.excursion);
 	outbox_start(vw.outbox);
+	reminder_start(vw.reminder);
 
 	event_base_loop(vw.base, 0);
 
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
+	reminder_free(vw.reminder);
 	outbox_free(vw.outbox);
 	excursion_free(vw.excursion);
 	db_free(vw.db);

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "mqtt.h"
 #include "outbox.h"
+#include "reminder.h"
 #include "spool.h"
 #include "vialwatchd.h"
 
@@ -265,6 +266,32 @@ metrics_render_outbox(struct vialwatchd *vw, struct evbuffer *b)
 	    (unsigned long long)metrics.acks);
 }
 
+static void
+metrics_render_reminders(struct vialwatchd *vw, struct evbuffer *b)
+{
+	int64_t	n;
+	int	st;
+
+	metrics_header(b, "vialwatch_reminders_total", "counter",
+	    "Reminders decided by this daemon's scans, by the status given.");
+	for (st = REMINDER_SENT; st < REMINDER_STATES; st++)
+		evbuffer_add_printf(b, "vialwatch_reminders_total"
+		    "{status=\"%s\"} %llu\n", reminder_state_name(st),
+		    (unsigned long long)metrics.reminders[st]);
+	metrics_header(b, "vialwatch_reminders", "gauge",
+	    "Rows of vialwatch.reminder (all clinics, all daemons) by status, "
+	    "counted each scan_interval.");
+	for (st = 0; st < REMINDER_STATES; st++) {
+		if ((n = reminder_count_of(vw->reminder, st)) < 0)
+			continue;
+		evbuffer_add_printf(b, "vialwatch_reminders{status=\"%s\"} "
+		    "%lld\n", reminder_state_name(st), (long long)n);
+	}
+	metrics_one(b, "vialwatch_unsubscribes_total", "counter",
+	    "Patients unsubscribed from reminders through their link.",
+	    metrics.unsubscribes);
+}
+
 /* Write every metric into b. */
 void
 metrics_render(struct vialwatchd *vw, struct evbuffer *b)
@@ -274,6 +301,7 @@ metrics_render(struct vialwatchd *vw, struct evbuffer *b)
 	metrics_render_spool(vw, b);
 	metrics_render_excursions(vw, b);
 	metrics_render_outbox(vw, b);
+	metrics_render_reminders(vw, b);
 
 	metrics_one(b, "vialwatch_readings_pending", "gauge",
 	    "Readings and rejected messages waiting for the database.",

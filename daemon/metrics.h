@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "payload.h"
+#include "reminder.h"
 #include "rules.h"
 
 struct evbuffer;
@@ -51,6 +52,8 @@ struct metrics {
 	uint64_t	 notifications[METRICS_CHANNELS][METRICS_OUTCOMES];
 	struct metrics_histogram delivery_seconds;
 	uint64_t	 acks;		/* on the acknowledge page */
+	uint64_t	 reminders[REMINDER_STATES]; /* decided */
+	uint64_t	 unsubscribes;	/* on the unsubscribe page */
 };
 
 extern struct metrics metrics;

@@ -31,6 +31,9 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include <json-c/json.h>
+
+#include "calendar.h"
 #include "conf.h"
 #include "hook.h"
 #include "log.h"
@@ -39,6 +42,7 @@
 #include "outbox.h"
 #include "pgconn.h"
 #include "smtp.h"
+#include "template.h"
 #include "token.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
@@ -53,6 +57,8 @@
 #define OUTBOX_POLL_MS		1000
 #define OUTBOX_STATS_MS		10000
 #define OUTBOX_ACK_VALID_S	(30 * 24 * 3600)
+#define OUTBOX_UNSUBSCRIBE_VALID_S (400 * 24 * 3600)
+#define OUTBOX_VARS_MAX		24
 #define OUTBOX_CHANNEL		"vialwatch_outbox"
 
 /* One claimed row being sent. */
@@ -218,6 +224,140 @@ outbox_body(const struct conf *c, const char *body, int64_t excursion_id,
 	return (outbox_string(b));
 }
 
+/* The variables of a reminder's templates. */
+struct outbox_vars {
+	const char	*name[OUTBOX_VARS_MAX];
+	char		*value[OUTBOX_VARS_MAX];
+	int		 n;
+};
+
+static void
+outbox_vars_add(struct outbox_vars *v, const char *name, char *value)
+{
+	if (v->n == OUTBOX_VARS_MAX) {
+		free(value);
+		return;
+	}
+	v->name[v->n] = name;
+	v->value[v->n++] = value;
+}
+
+static const char *
+outbox_vars_get(const char *name, void *arg)
+{
+	struct outbox_vars	*v = arg;
+	int			 i;
+
+	for (i = 0; i < v->n; i++) {
+		if (strcmp(v->name[i], name) == 0)
+			return (v->value[i]);
+	}
+	return (NULL);
+}
+
+static void
+outbox_vars_free(struct outbox_vars *v)
+{
+	int	i;
+
+	for (i = 0; i < v->n; i++)
+		free(v->value[i]);
+	v->n = 0;
+}
+
+/* "2027-02-19" in the clinic's locale's long form, to free. */
+static char *
+outbox_date(const char *locale, const char *iso)
+{
+	int	y, m, d;
+
+	if (iso == NULL || sscanf(iso, "%d-%d-%d", &y, &m, &d) != 3)
+		return (xstrdup(iso != NULL ? iso : ""));
+	return (calendar_format_date(locale, y, m, d));
+}
+
+/*
+ * A reminder: its body holds the templates' variables (sql/007); render
+ * the email, with the link that unsubscribes the patient.  0, or -1 with
+ * *cause set.
+ */
+static int
+outbox_reminder(const struct conf *c, const char *body, const char *recipient,
+    struct mail *m, char **subject, char **text, char **html, char **url,
+    char **from, char **cause)
+{
+	static const char	*names[] = { "patient.first_name",
+				    "patient.last_name", "clinic.name",
+				    "clinic.phone", "clinic.booking_url",
+				    "treatment.product", "treatment.area",
+				    "step" };
+	struct json_object	*o, *x;
+	struct outbox_vars	 v;
+	const char		*locale = "en-US", *get;
+	char			*token, *addr, *p;
+	long long		 patient;
+	size_t			 i;
+
+	*subject = *text = *html = *url = *from = NULL;
+	if (c->http_secret == NULL) {
+		*cause = xstrdup("no unsubscribe link: [http] secret_file is "
+		    "not set");
+		return (-1);
+	}
+	if ((o = json_tokener_parse(body)) == NULL ||
+	    !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "patient.id", &x) ||
+	    (patient = json_object_get_int64(x)) <= 0) {
+		json_object_put(o);
+		*cause = xstrdup("the reminder's variables are not readable");
+		return (-1);
+	}
+	memset(&v, 0, sizeof v);
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		get = json_object_object_get_ex(o, names[i], &x) ?
+		    json_object_get_string(x) : "";
+		outbox_vars_add(&v, names[i], xstrdup(get != NULL ? get : ""));
+	}
+	if (json_object_object_get_ex(o, "clinic.locale", &x))
+		locale = json_object_get_string(x);
+	outbox_vars_add(&v, "treatment.date", outbox_date(locale,
+	    json_object_object_get_ex(o, "treatment.date", &x) ?
+	    json_object_get_string(x) : NULL));
+	outbox_vars_add(&v, "due_date", outbox_date(locale,
+	    json_object_object_get_ex(o, "due_date", &x) ?
+	    json_object_get_string(x) : NULL));
+	json_object_put(o);
+
+	token = token_make(c->http_secret, c->http_secret_len, "unsubscribe",
+	    patient, recipient, vw_now_us() / 1000000 +
+	    OUTBOX_UNSUBSCRIBE_VALID_S);
+	xasprintf(url, "%s/unsubscribe/%s", c->http_public_url, token);
+	free(token);
+	outbox_vars_add(&v, "unsubscribe_url", xstrdup(*url));
+
+	/* From the clinic, at the address of [smtp] from. */
+	if ((addr = mail_address(c->smtp_from)) != NULL) {
+		xasprintf(from, "%s <%s>", outbox_vars_get("clinic.name", &v),
+		    addr);
+		for (p = *from; p < *from + strlen(*from) - strlen(addr) - 3;
+		    p++) {
+			if (*p == '<' || *p == '>' || *p == '"')
+				*p = ' ';
+		}
+		m->from = *from;
+		free(addr);
+	}
+
+	template_render(c->templates, outbox_vars_get, &v, subject, text,
+	    html);
+	outbox_vars_free(&v);
+	m->subject = *subject;
+	m->text = *text;
+	m->html = *html;
+	m->unsubscribe = *url;
+	return (0);
+}
+
 /* Written: forget it; lost: keep it for the next connection. */
 static void
 outbox_on_written(const PGresult *res, void *arg)
@@ -337,6 +477,7 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 	const char		*recipient = PQgetvalue(res, i, 2);
 	const char		*body = pgconn_text(res, i, 4);
 	char			*text, *cause = NULL, mid[48];
+	char			*subject, *plain, *html, *url, *from;
 	int			 j, rc = -1;
 
 	s = xcalloc(1, sizeof *s);
@@ -352,20 +493,33 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 
 	if (strcmp(channel, "email") == 0) {
 		s->kind = OUTBOX_EMAIL;
-		text = outbox_body(c, body, pgconn_int(res, i, 6), recipient);
 		snprintf(mid, sizeof mid, "notification-%lld",
 		    (long long)s->id);
 		memset(&m, 0, sizeof m);
 		m.from = c->smtp_from;
 		m.to = recipient;
-		m.subject = pgconn_text(res, i, 3);
-		if (m.subject == NULL)
-			m.subject = "";
-		m.text = text;
 		m.id = mid;
-		rc = smtp_send(ob->smtp, &m, outbox_on_smtp, s);
-		free(text);
-		if (rc != 0)
+		if (!PQgetisnull(res, i, 7)) {
+			text = NULL;
+			if (outbox_reminder(c, body, recipient, &m, &subject,
+			    &plain, &html, &url, &from, &cause) == 0)
+				rc = smtp_send(ob->smtp, &m, outbox_on_smtp, s);
+			free(from);
+			free(subject);
+			free(plain);
+			free(html);
+			free(url);
+		} else {
+			text = outbox_body(c, body, pgconn_int(res, i, 6),
+			    recipient);
+			m.subject = pgconn_text(res, i, 3);
+			if (m.subject == NULL)
+				m.subject = "";
+			m.text = text;
+			rc = smtp_send(ob->smtp, &m, outbox_on_smtp, s);
+			free(text);
+		}
+		if (rc != 0 && cause == NULL)
 			cause = xstrdup("the mail could not be started");
 	} else if (strncmp(channel, "hook:", 5) == 0) {
 		s->kind = OUTBOX_HOOK;

@@ -1,6 +1,7 @@
 /*
  * The pages of the signed links in emails: /ack/TOKEN, where who was
- * alarmed acknowledges an excursion.
+ * alarmed acknowledges an excursion, and /unsubscribe/TOKEN, where a
+ * patient stops the reminders.
  *
  * A GET only shows the excursion and a form: mail scanners and link
  * previews fetch links, and must not acknowledge anything.  The POST of
@@ -445,5 +446,177 @@ pages_ack(struct vialwatchd *vw, struct evhttp_request *req,
 		pages_wait_free(w);
 		pages_message(req, 503, "Service Unavailable", "Try again",
 		    "The database cannot be reached just now.");
+	}
+}
+
+/* GET /unsubscribe/TOKEN: who, and a button; changes nothing. */
+static void
+pages_on_unsubscribe_page(const PGresult *res, void *arg)
+{
+	struct pages_wait	*w = arg;
+	struct evhttp_request	*req = pages_wait_end(w);
+	struct evbuffer		*b;
+	const char		*clinic, *name, *since;
+
+	if (req == NULL)
+		goto out;
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pages_message(req, 503, "Service Unavailable", "Try again",
+		    "This page cannot be shown just now. Reload it in a "
+		    "minute.");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		pages_message(req, 404, "Not Found", "Unknown link",
+		    "There is nobody to unsubscribe for this link any more.");
+		goto out;
+	}
+	clinic = pgconn_text(res, 0, 0);
+	name = pgconn_text(res, 0, 1);
+	since = pgconn_text(res, 0, 2);
+	if ((b = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	pages_head(b, since != NULL ? "Unsubscribed" : "Unsubscribe");
+	if (since != NULL) {
+		evbuffer_add_printf(b, "<p>You get no reminders from <strong>");
+		pages_escape(b, clinic);
+		evbuffer_add_printf(b, "</strong> since ");
+		pages_escape(b, since);
+		evbuffer_add_printf(b, ".</p>\n");
+	} else {
+		evbuffer_add_printf(b, "<p>");
+		if (name != NULL && *name != '\0') {
+			evbuffer_add_printf(b, "Hello ");
+			pages_escape(b, name);
+			evbuffer_add_printf(b, ", do");
+		} else
+			evbuffer_add_printf(b, "Do");
+		evbuffer_add_printf(b, " you want to stop the treatment "
+		    "reminders from <strong>");
+		pages_escape(b, clinic);
+		evbuffer_add_printf(b, "</strong>?</p>\n<form method=\"post\" "
+		    "action=\"");
+		pages_escape(b, w->path);
+		evbuffer_add_printf(b, "\">\n<button type=\"submit\">"
+		    "Unsubscribe</button>\n</form>\n<p>Nothing changes until "
+		    "you press the button. The clinic can still contact you "
+		    "about your appointments.</p>\n");
+	}
+	pages_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+out:
+	pages_wait_free(w);
+}
+
+/* POST /unsubscribe/TOKEN: done, or it was already. */
+static void
+pages_on_unsubscribed(const PGresult *res, void *arg)
+{
+	struct pages_wait	*w = arg;
+	struct evhttp_request	*req = pages_wait_end(w);
+	struct evbuffer		*b;
+
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (res != NULL)
+			log_warnx("unsubscribe: patient %lld: %.*s",
+			    (long long)w->id,
+			    (int)strcspn(PQresultErrorMessage(res), "\n"),
+			    PQresultErrorMessage(res));
+		if (req != NULL)
+			pages_message(req, 503, "Service Unavailable",
+			    "Try again", "This could not be recorded just "
+			    "now. Press the button again in a minute.");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		if (req != NULL)
+			pages_message(req, 404, "Not Found", "Unknown link",
+			    "There is nobody to unsubscribe for this link any "
+			    "more.");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+		metrics.unsubscribes++;
+		log_info("unsubscribe: patient %lld unsubscribed (link sent to "
+		    "%s)", (long long)w->id, w->who);
+	}
+	if (req == NULL)
+		goto out;
+	if ((b = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new");
+	pages_head(b, "Unsubscribed");
+	evbuffer_add_printf(b, "<p>You will get no more treatment reminders "
+	    "from <strong>");
+	pages_escape(b, PQgetvalue(res, 0, 0));
+	evbuffer_add_printf(b, "</strong> (since ");
+	pages_escape(b, PQgetvalue(res, 0, 1));
+	evbuffer_add_printf(b, ").</p>\n");
+	pages_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+out:
+	pages_wait_free(w);
+}
+
+/*
+ * /unsubscribe/TOKEN.  The POST unsubscribes whatever its body: the
+ * page's button, or a mail client's one-click List-Unsubscribe-Post
+ * (RFC 8058) with "List-Unsubscribe=One-Click".
+ */
+void
+pages_unsubscribe(struct vialwatchd *vw, struct evhttp_request *req,
+    const char *token)
+{
+	const struct conf	*c = vw->conf;
+	struct pgconn		*pc = outbox_conn(vw->outbox);
+	struct pages_wait	*w;
+	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
+	const char		*p[2];
+	char			*who, id[24];
+	int64_t			 pid;
+	int			 rc;
+
+	if (c->http_secret == NULL) {
+		pages_message(req, 404, "Not Found", "No links",
+		    "Signed links are off on this server.");
+		return;
+	}
+	rc = token_check(c->http_secret, c->http_secret_len, "unsubscribe",
+	    token, vw_now_us() / 1000000, &pid, &who);
+	if (rc == TOKEN_EXPIRED) {
+		pages_message(req, 403, "Forbidden", "Link expired",
+		    "This link has expired. Use the link in a newer reminder, "
+		    "or ask the clinic to stop the reminders.");
+		return;
+	}
+	if (rc != TOKEN_OK) {
+		log_info("unsubscribe: refused a link that is not valid");
+		pages_message(req, 403, "Forbidden", "Link not valid",
+		    "This link is not valid: it may have been cut short in "
+		    "the email. Open it from the email again.");
+		return;
+	}
+	if (!pgconn_up(pc)) {
+		free(who);
+		pages_message(req, 503, "Service Unavailable", "Try again",
+		    "This cannot be done just now. Try again in a minute.");
+		return;
+	}
+	w = pages_wait_new(req, pid, who, cmd == EVHTTP_REQ_POST);
+	snprintf(id, sizeof id, "%lld", (long long)pid);
+	p[0] = id;
+	p[1] = who;
+	if (w->post)
+		rc = pgconn_query(pc, "select * from "
+		    "vialwatch.patient_unsubscribe($1, $2)", 2, p,
+		    pages_on_unsubscribed, w);
+	else
+		rc = pgconn_query(pc, "select * from "
+		    "vialwatch.patient_unsubscribe_page($1)", 1, p,
+		    pages_on_unsubscribe_page, w);
+	if (rc != 0) {
+		pages_wait_end(w);
+		pages_wait_free(w);
+		pages_message(req, 503, "Service Unavailable", "Try again",
+		    "This cannot be done just now. Try again in a minute.");
 	}
 }

@@ -13,6 +13,7 @@ struct http;
 struct spool;
 struct excursion;
 struct outbox;
+struct reminder;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -23,6 +24,7 @@ struct vialwatchd {
 	struct spool		*spool;
 	struct excursion	*excursion;
 	struct outbox		*outbox;
+	struct reminder		*reminder;
 	int			 stopping;
 };
 

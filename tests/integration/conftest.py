@@ -48,6 +48,7 @@ def ctl_config(path, conninfo, state_dir):
     path.write_text(render_config({
         "daemon": {"state_dir": state_dir},
         "database": {"conninfo": conninfo},
+        "reminders": {"template_dir": SRCDIR / "conf" / "templates"},
     }))
     return path
 
@@ -156,6 +157,7 @@ def base_config(pg, mqtt_broker, smtp_server, tmp_path):
                 "public_url": f"http://127.0.0.1:{http_port}",
             },
             "smtp": {"url": f"smtp://127.0.0.1:{smtp_server.port}", "tls": "none"},
+            "reminders": {"template_dir": SRCDIR / "conf" / "templates"},
         }
 
     return make

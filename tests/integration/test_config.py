@@ -15,6 +15,8 @@ import pytest
 from conftest import SRCDIR, VIALWATCHD
 from servers import free_port
 
+TEMPLATES = Path(SRCDIR) / "conf" / "templates"
+
 
 def check(path, cwd=None):
     """Runs vialwatchd -t -c path; returns the CompletedProcess."""
@@ -56,6 +58,9 @@ def minimal_config(tmp_path):
         "[smtp]",
         f"url = smtp://127.0.0.1:{free_port()}",
         "tls = none",
+        "",
+        "[reminders]",
+        f"template_dir = {TEMPLATES}",
     ]
 
 
@@ -218,12 +223,96 @@ def test_missing_config_file(tmp_path):
     assert r.stderr.splitlines() == [f"{path}: cannot open: No such file or directory"]
 
 
-def test_shipped_example_config_is_valid():
+def test_shipped_example_config_is_valid(tmp_path):
     example = Path(SRCDIR) / "conf" / "vialwatch.conf"
     assert example.exists(), f"{example} is missing"
-    r = check(example)
+    # Its template_dir is commented out (the installed templates); here the
+    # shipped ones in the source tree stand in for them.
+    text = example.read_text()
+    commented = re.search(r"(?m)^;template_dir = .*$", text)
+    assert commented, "no ;template_dir line in the example"
+    copy = tmp_path / "vialwatch.conf"
+    copy.write_text(text.replace(commented.group(0),
+                                 f"template_dir = {TEMPLATES}"))
+    r = check(copy)
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == "" or not re.search(r":\d+: ", r.stderr), r.stderr
+
+
+def templates_copy(tmp_path):
+    """A copy of the shipped templates that a test may break."""
+    d = tmp_path / "templates"
+    d.mkdir()
+    for f in TEMPLATES.iterdir():
+        (d / f.name).write_bytes(f.read_bytes())
+    return d
+
+
+def with_template_dir(lines, d):
+    return [f"template_dir = {d}" if ln.startswith("template_dir =") else ln
+            for ln in lines]
+
+
+def test_template_with_unknown_variable(tmp_path):
+    d = templates_copy(tmp_path)
+    txt = (d / "reminder.txt").read_text().splitlines()
+    n = next(i for i, ln in enumerate(txt, 1) if "{{treatment.date}}" in ln)
+    txt[n - 1] = txt[n - 1].replace("{{treatment.date}}", "{{treatment.dat}}")
+    (d / "reminder.txt").write_text("\n".join(txt) + "\n")
+    path = write(tmp_path, with_template_dir(minimal_config(tmp_path), d))
+    assert single_error(check(path)) == \
+        f"{d}/reminder.txt:{n}: unknown variable {{{{treatment.dat}}}}"
+
+
+def test_template_html_section_never_closed(tmp_path):
+    d = templates_copy(tmp_path)
+    html = (d / "reminder.html").read_text().splitlines()
+    n = html.index("{{#clinic.phone}}") + 1
+    html.remove("{{/clinic.phone}}")
+    (d / "reminder.html").write_text("\n".join(html) + "\n")
+    path = write(tmp_path, with_template_dir(minimal_config(tmp_path), d))
+    assert single_error(check(path)) == \
+        f"{d}/reminder.html:{n}: {{{{#clinic.phone}}}} is never closed"
+
+
+def test_template_dir_without_reminder_txt(tmp_path):
+    d = templates_copy(tmp_path)
+    (d / "reminder.txt").unlink()
+    path = write(tmp_path, with_template_dir(minimal_config(tmp_path), d))
+    assert single_error(check(path)) == \
+        f"{d}/reminder.txt: cannot open: No such file or directory"
+
+
+def test_missing_template_dir(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    lines = with_template_dir(minimal_config(tmp_path), missing)
+    n = lines.index(f"template_dir = {missing}") + 1
+    path = write(tmp_path, lines)
+    assert single_error(check(path)) == (
+        f"{path}:{n}: template_dir: cannot read {missing}: "
+        "No such file or directory")
+
+
+def test_reload_with_broken_template_keeps_running(daemon, tmp_path):
+    d = templates_copy(tmp_path)
+    vw = daemon(reminders={"template_dir": d})
+    good = (d / "reminder.txt").read_text()
+    (d / "reminder.txt").write_text(good.replace("{{clinic.name}}",
+                                                 "{{clinic.nam}}", 1))
+    mark = vw.log_size()
+    vw.reload()
+    vw.wait_log(re.escape(f"{d}/reminder.txt:1: unknown variable "
+                          "{{clinic.nam}}"), after=mark)
+    vw.wait_log("reload refused", after=mark)
+    assert vw.running
+    status, health = vw.healthz()
+    assert status == 200, health
+
+    # Fixed, the next reload is taken.
+    (d / "reminder.txt").write_text(good)
+    mark = vw.log_size()
+    vw.reload()
+    vw.wait_log("configuration reloaded", after=mark)
 
 
 def test_version():

@@ -9,7 +9,7 @@ import shutil
 import psycopg
 import pytest
 
-from conftest import SQLDIR, migrate
+from conftest import SQLDIR, SRCDIR, migrate
 from servers import free_port, run_ctl
 
 _dbs = itertools.count(1)
@@ -172,7 +172,8 @@ def test_unreachable_database(tmp_path):
     conf = tmp_path / "ctl.conf"
     conf.write_text("[database]\nconninfo = host=127.0.0.1 "
                     f"port={free_port()} dbname=vialwatch user=postgres "
-                    "connect_timeout=5\n")
+                    "connect_timeout=5\n"
+                    f"[reminders]\ntemplate_dir = {SRCDIR}/conf/templates\n")
     r = run_ctl(["migrate"], conf)
     assert r.returncode == 1
     assert r.stderr.strip(), "no reason given"

@@ -12,6 +12,9 @@
 #include "conf.h"
 #include "tap.h"
 
+/* The shipped templates; every test config names them. */
+#define TEMPLATES	TOP_SRCDIR "/conf/templates"
+
 static const struct {
 	const char	*text;
 	int		 ok;
@@ -41,7 +44,11 @@ static const struct {
 	{ "00:00-23:59", 1, 0, 1439 },
 	{ "18:00-09:00", 0, 0, 0 },
 	{ "9:00-18:00", 0, 0, 0 },
-	{ "09:00-24:00", 0, 0, 0 },
+	{ "09:00-24:00", 1, 540, 1440 },
+	{ "00:00-24:00", 1, 0, 1440 },
+	{ "24:00-24:00", 0, 0, 0 },
+	{ "09:00-24:01", 0, 0, 0 },
+	{ "09:00-25:00", 0, 0, 0 },
 	{ "09:60-18:00", 0, 0, 0 },
 	{ "09:00", 0, 0, 0 },
 };
@@ -108,9 +115,19 @@ static const struct {
 	{ "client id not UTF-8", "[mqtt]\nclient_id = vw\xff\n",
 	    "1: [mqtt] client_id must be valid UTF-8" },
 	{ "empty events", "[hook a]\ncommand = /bin/true\nevents =\n", NULL },
+	{ "missing template_dir", "[reminders]\ntemplate_dir = /nonexistent/t\n",
+	    "2: template_dir: cannot read /nonexistent/t: No such file or "
+	    "directory" },
+	{ "template_dir not a directory", "[reminders]\n"
+	    "template_dir = /dev/null\n",
+	    "2: template_dir: /dev/null is not a directory" },
 };
 
-/* Write body to a temp file and load it. */
+/*
+ * Write body to a temp file and load it. Unless body names a template_dir,
+ * one naming the shipped templates goes after it, in [reminders] (which,
+ * when body has one, is its last section).
+ */
 static struct conf *
 load(const char *body, char *path, size_t len, char **cause)
 {
@@ -121,6 +138,9 @@ load(const char *body, char *path, size_t len, char **cause)
 	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL)
 		return (NULL);
 	fputs(body, f);
+	if (strstr(body, "template_dir") == NULL)
+		fprintf(f, "%stemplate_dir = %s\n", strstr(body, "[reminders]") ?
+		    "" : "[reminders]\n", TEMPLATES);
 	fclose(f);
 	return (conf_load(path, cause));
 }
@@ -191,8 +211,71 @@ test_values(void)
 	is_str(c->hooks[0].events[1], "sensor.offline", "events");
 	is_int(c->hooks[0].timeout_ms, 3000, "hook timeout");
 	is_int(c->alerts_escalate_after_ms, 900000, "escalate_after default");
+	is_str(c->reminders_template_dir, TEMPLATES, "template_dir");
+	ok(c->templates != NULL, "templates loaded with the config");
 	conf_free(c);
 	unlink(path);
+}
+
+/*
+ * A template with a mistake refuses the whole config, with the template's
+ * FILE:LINE; an empty template_dir is the default one.
+ */
+static void
+test_templates(void)
+{
+	struct conf	*c;
+	char		 dir[64], file[96], conf[64], body[256], want[160];
+	char		*cause = NULL;
+	FILE		*f;
+
+	snprintf(dir, sizeof dir, "/tmp/test_conf_tpl.XXXXXX");
+	if (!ok(mkdtemp(dir) != NULL, "template directory"))
+		return;
+	snprintf(file, sizeof file, "%s/reminder.txt", dir);
+	if ((f = fopen(file, "w")) == NULL)
+		return;
+	fputs("Subject: Your next visit\n\nHi {{patient.first_name}},\n\n"
+	    "see you around {{due_date}}, {{patient.frist_name}}.\n", f);
+	fclose(f);
+	snprintf(body, sizeof body, "[reminders]\nsend_window = 09:00-18:00\n"
+	    "template_dir = %s\n", dir);
+	c = load(body, conf, sizeof conf, &cause);
+	snprintf(want, sizeof want, "%s:5: unknown variable "
+	    "{{patient.frist_name}}", file);
+	ok(c == NULL, "bad template: config refused");
+	is_str(cause, want, "bad template: the template's FILE:LINE");
+	conf_free(c);
+	free(cause);
+	cause = NULL;
+	unlink(conf);
+
+	/* Fixed, it loads, and an unknown key still points at the config. */
+	if ((f = fopen(file, "w")) == NULL)
+		return;
+	fputs("Subject: Your next visit\n\nHi {{patient.first_name}}.\n", f);
+	fclose(f);
+	c = load(body, conf, sizeof conf, &cause);
+	ok(c != NULL && c->templates != NULL, "fixed template loads");
+	conf_free(c);
+	unlink(conf);
+	free(cause);
+	cause = NULL;
+
+	c = load("[reminders]\ntemplate_dir =\n", conf, sizeof conf, &cause);
+	snprintf(want, sizeof want, "%s:2: template_dir: cannot read "
+	    TEMPLATEDIR ": ", conf);
+	if (access(TEMPLATEDIR, F_OK) == 0)
+		ok(c != NULL, "empty template_dir: the installed templates");
+	else
+		ok(c == NULL && cause != NULL &&
+		    strncmp(cause, want, strlen(want)) == 0,
+		    "empty template_dir: the default, " TEMPLATEDIR);
+	conf_free(c);
+	free(cause);
+	unlink(conf);
+	unlink(file);
+	rmdir(dir);
 }
 
 int
@@ -222,6 +305,7 @@ main(void)
 	}
 	test_files();
 	test_values();
+	test_templates();
 
 	c = conf_load("/nonexistent/vialwatch.conf", &cause);
 	ok(c == NULL && cause != NULL && strcmp(cause,
