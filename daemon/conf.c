@@ -26,6 +26,9 @@
 #include "template.h"
 #include "xmalloc.h"
 
+/* Set by vialwatchctl, which sends no email: no templates to load. */
+int	conf_no_templates;
+
 #define CONF_SECRET_MAX	4096
 
 enum conf_type {
@@ -107,6 +110,8 @@ static const struct conf_key conf_keys[] = {
 	    C(db_batch_max_delay_ms), 1, 60 * SEC },
 	{ SECTION_DATABASE, "max_pending", CONF_SIZE, C(db_max_pending),
 	    64 * 1024, 1LL << 40 },
+	{ SECTION_DATABASE, "retention", CONF_DURATION, C(db_retention_ms),
+	    86400 * SEC, 0 },
 
 	{ SECTION_SOURCE, "topic", CONF_SPECIAL, S(topic), 0, 0 },
 	{ SECTION_SOURCE, "format", CONF_SPECIAL, S(format), 0, 0 },
@@ -303,13 +308,13 @@ conf_parse_units(const char *s, const struct conf_unit *units, size_t n,
 	return (-1);
 }
 
-/* Parse "90s", "15m", "200ms", "2h", "7d" into milliseconds. */
+/* Parse "90s", "15m", "200ms", "2h", "7d", "3y" (365 d) into ms. */
 int
 conf_parse_duration(const char *s, int64_t *ms)
 {
 	static const struct conf_unit	units[] = {
 		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-		{ "d", 86400000 },
+		{ "d", 86400000 }, { "y", 365 * 86400000LL },
 	};
 
 	return (conf_parse_units(s, units, sizeof units / sizeof units[0],
@@ -408,6 +413,71 @@ conf_read_secret(const char *path, size_t *lenp, char **cause)
 	if (lenp != NULL)
 		*lenp = len;
 	return (buf);
+}
+
+/* Remember a file of secrets, for conf_check_modes. */
+static void
+conf_add_secret_file(struct conf *c, const char *path)
+{
+	size_t	n = 0;
+
+	while (c->secret_files != NULL && c->secret_files[n] != NULL)
+		n++;
+	c->secret_files = xreallocarray(c->secret_files, n + 2,
+	    sizeof *c->secret_files);
+	c->secret_files[n] = xstrdup(path);
+	c->secret_files[n + 1] = NULL;
+}
+
+/*
+ * Warn when path may be read by others or changed by anyone but its owner;
+ * a file of secrets (secret) may be read by its group only if that is gid,
+ * the daemon's.  Returns 1 when it warned.
+ */
+static int
+conf_check_mode(const char *path, int secret, gid_t gid)
+{
+	struct stat	 sb;
+	mode_t		 bad = S_IRWXO | S_IWGRP;
+	const char	*why;
+
+	if (stat(path, &sb) == -1)
+		return (0);
+	if (secret && sb.st_gid != gid)
+		bad |= S_IRWXG;
+	if ((sb.st_mode & bad) == 0)
+		return (0);
+	if (sb.st_mode & S_IROTH)
+		why = "readable by others";
+	else if (sb.st_mode & (S_IWOTH | S_IWGRP))
+		why = "writable by others than its owner";
+	else if (sb.st_mode & S_IRGRP)
+		why = "readable by a group that is not vialwatchd's";
+	else
+		why = "open to others";
+	log_warnx("%s %s is %s (mode %04o); fix: chmod %04o %s",
+	    secret ? "secret file" : "configuration file", path, why,
+	    (unsigned)(sb.st_mode & 07777),
+	    (unsigned)(sb.st_mode & 07777 & ~bad), path);
+	return (1);
+}
+
+/*
+ * Warn about the configuration file and the files of secrets it names
+ * (passwords, link key, TLS key) that others could read or change; gid is
+ * the daemon's group.  Returns the number of warnings.
+ */
+int
+conf_check_modes(const struct conf *c, gid_t gid)
+{
+	int	n, i;
+
+	n = conf_check_mode(c->path, 0, gid);
+	for (i = 0; c->secret_files != NULL && c->secret_files[i] != NULL; i++)
+		n += conf_check_mode(c->secret_files[i], 1, gid);
+	if (c->mqtt_tls_key_file != NULL)
+		n += conf_check_mode(c->mqtt_tls_key_file, 1, gid);
+	return (n);
 }
 
 /* Split a command line into argv on blanks, honouring "..." and '...'. */
@@ -582,6 +652,7 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 			return (*owned);
 		if (c->http_secret_len < 16)
 			return ("the key must be at least 16 bytes");
+		conf_add_secret_file(c, value);
 	} else if (strcmp(k->name, "send_window") == 0) {
 		if (conf_parse_window(value, &c->reminders_window_start,
 		    &c->reminders_window_end) == -1)
@@ -667,8 +738,10 @@ conf_store(struct conf_parse *p, const struct conf_key *k, void *base,
 		*sp = NULL;
 		if (*value == '\0')
 			return (NULL);
-		*sp = conf_read_secret(value, NULL, owned);
-		return (*sp == NULL ? *owned : NULL);
+		if ((*sp = conf_read_secret(value, NULL, owned)) == NULL)
+			return (*owned);
+		conf_add_secret_file(p->conf, value);
+		return (NULL);
 	case CONF_INT:
 		errno = 0;
 		n = strtoll(value, &end, 10);
@@ -683,7 +756,7 @@ conf_store(struct conf_parse *p, const struct conf_key *k, void *base,
 	case CONF_DURATION:
 		if (conf_parse_duration(value, &ms) == -1) {
 			xasprintf(owned, "bad duration \"%s\" (use e.g. 200ms, "
-			    "90s, 15m, 2h, 7d)", value);
+			    "90s, 15m, 2h, 7d, 3y)", value);
 			return (*owned);
 		}
 		if (ms < k->min || (k->max != 0 && ms > k->max)) {
@@ -858,6 +931,7 @@ conf_defaults(struct conf *c)
 	c->db_batch_max_rows = 5000;
 	c->db_batch_max_delay_ms = 200;
 	c->db_max_pending = 16 * 1024 * 1024;
+	c->db_retention_ms = 3 * 365 * 86400 * SEC;
 	c->smtp_url = xstrdup("smtp://localhost:25");
 	c->smtp_tls_required = 1;
 	c->smtp_from = xstrdup("vialwatch <alerts@clinic.example>");
@@ -948,9 +1022,14 @@ conf_load(const char *path, char **cause)
 	}
 	free(p.headers);
 	/* The templates' own errors name the template's FILE:LINE. */
-	if (p.error == NULL)
-		c->templates = template_load(c->reminders_template_dir,
-		    &p.error);
+	if (p.error == NULL && !conf_no_templates &&
+	    (c->templates = template_load(c->reminders_template_dir,
+	    &p.error)) != NULL &&
+	    !template_shows(c->templates, "unsubscribe_url"))
+		/* A patient must always be able to stop them (RFC 8058). */
+		xasprintf(&p.error, "%s/%s: the text body must show "
+		    "{{unsubscribe_url}}, outside any section",
+		    c->reminders_template_dir, TEMPLATE_TEXT_FILE);
 	if (p.error != NULL) {
 		*cause = p.error;
 		conf_free(c);
@@ -983,6 +1062,7 @@ conf_free(struct conf *c)
 		conf_free_argv(c->hooks[i].events);
 	}
 	free(c->hooks);
+	conf_free_argv(c->secret_files);
 	if (c->mqtt_password != NULL)
 		explicit_bzero(c->mqtt_password, strlen(c->mqtt_password));
 	if (c->smtp_password != NULL)

@@ -2,6 +2,8 @@
 #ifndef CONF_H
 #define CONF_H
 
+#include <sys/types.h>
+
 #include <stdint.h>
 
 struct templates;
@@ -66,6 +68,7 @@ struct conf {
 	int		 db_batch_max_rows;
 	int64_t		 db_batch_max_delay_ms;
 	int64_t		 db_max_pending;	/* bytes held in memory */
+	int64_t		 db_retention_ms;	/* readings kept; retention.c */
 
 	/* [source NAME] */
 	struct source	*sources;
@@ -104,15 +107,22 @@ struct conf {
 	 * of each hook's name and its events (null for all).
 	 */
 	char		*hooks_json;
+
+	/* The files of password_file and secret_file, NULL-terminated. */
+	char		**secret_files;
 };
 
 /* Returns a new conf, or NULL with *cause set to "FILE:LINE: message". */
 struct conf	*conf_load(const char *, char **);
 void		 conf_free(struct conf *);
+int		 conf_check_modes(const struct conf *, gid_t);
 int		 conf_format_parse(const char *, enum payload_format *);
 
 /* Parsers, exposed for the unit tests: 0 on success, -1 on error. */
 int		 conf_parse_duration(const char *, int64_t *);
 int		 conf_parse_window(const char *, int *, int *);
+
+/* Skip loading the reminder templates (vialwatchctl). */
+extern int	conf_no_templates;
 
 #endif

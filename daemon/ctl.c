@@ -28,13 +28,14 @@ struct ctl_command {
 	int		(*exec)(struct ctl *, int, char **);
 };
 
-static int	ctl_status(struct ctl *, int, char **);
 static int	ctl_sensors(struct ctl *, int, char **);
 
 static const struct ctl_command ctl_commands[] = {
 	{ "migrate", "", "create or upgrade the database schema", 0, 0,
 	    ctl_migrate },
-	{ "status", "", "summary of the database", 0, 0, ctl_status },
+	{ "status", "[--json]",
+	    "fridges, open excursions, outbox, reminders, daemons", 0, 1,
+	    ctl_status },
 	{ "sensors", "", "list the sensors, unassigned ones marked", 0, 0,
 	    ctl_sensors },
 	{ "fridges", "", "list the fridges: limits, sensors, state", 0, 0,
@@ -59,6 +60,9 @@ static const struct ctl_command ctl_commands[] = {
 	{ "report", "--fridge ID --month YYYY-MM [-o file]",
 	    "a fridge's temperature log for a month, as CSV", 2, 16,
 	    ctl_report },
+	{ "partitions", "[--apply]",
+	    "list the reading partitions; --apply: make ahead, drop expired",
+	    0, 1, ctl_partitions },
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 
@@ -293,97 +297,6 @@ ctl_clean(const char *s)
 	return (copy);
 }
 
-/* Print the server and the user we are connected as. */
-static void
-ctl_status_connection(struct ctl *ctl)
-{
-	const char	*host = PQhost(ctl->conn), *version;
-
-	version = PQparameterStatus(ctl->conn, "server_version");
-	printf("connected to database \"%s\" on %s port %s as %s "
-	    "(PostgreSQL %s)\n", PQdb(ctl->conn),
-	    host != NULL && *host != '\0' ? host : "local socket",
-	    PQport(ctl->conn), PQuser(ctl->conn),
-	    version != NULL ? version : "unknown");
-}
-
-/* Print the schema version; 0, or -1 if there is no schema (reported). */
-static int
-ctl_status_schema(struct ctl *ctl)
-{
-	PGresult	*res;
-	int		 rc = -1;
-
-	res = ctl_query(ctl, "select to_regclass('vialwatch.schema_migration')"
-	    " is not null", 0, NULL);
-	if (res == NULL)
-		return (-1);
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		ctl_warnx("no vialwatch schema in this database; "
-		    "run \"vialwatchctl migrate\"");
-		PQclear(res);
-		return (-1);
-	}
-	PQclear(res);
-
-	res = ctl_query(ctl, "select version, name, "
-	    "to_char(applied_at, 'YYYY-MM-DD HH24:MI:SSOF') "
-	    "from vialwatch.schema_migration order by version desc limit 1",
-	    0, NULL);
-	if (res == NULL)
-		return (-1);
-	if (PQntuples(res) == 0)
-		ctl_warnx("no migration applied; run \"vialwatchctl migrate\"");
-	else {
-		printf("schema version %s (%s, applied %s)\n",
-		    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-		    PQgetvalue(res, 0, 2));
-		rc = 0;
-	}
-	PQclear(res);
-	return (rc);
-}
-
-/* Print the counts of the main objects; 0 or -1 (reported). */
-static int
-ctl_status_counts(struct ctl *ctl)
-{
-	PGresult	*res;
-
-	res = ctl_query(ctl, "select "
-	    "(select count(*) from vialwatch.clinic), "
-	    "(select count(*) from vialwatch.fridge), "
-	    "(select count(*) from vialwatch.sensor), "
-	    "(select count(*) from vialwatch.sensor where fridge_id is null), "
-	    "(select count(*) from vialwatch.reading "
-	    "    where ts > now() - interval '1 hour' "
-	    "    and ts <= now() + interval '5 minutes'), "
-	    "(select count(*) from vialwatch.excursion "
-	    "    where ended_at is null), "
-	    "(select count(*) from vialwatch.excursion where ended_at is null "
-	    "    and alarmed_at is not null and acked_at is null)", 0, NULL);
-	if (res == NULL)
-		return (-1);
-	printf("clinics: %s, fridges: %s, sensors: %s (%s unassigned)\n",
-	    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-	    PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
-	printf("readings in the last hour: %s\n", PQgetvalue(res, 0, 4));
-	printf("open excursions: %s (%s alarmed and not acknowledged)\n",
-	    PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6));
-	PQclear(res);
-	return (0);
-}
-
-/* vialwatchctl status: a short summary of the database. */
-static int
-ctl_status(struct ctl *ctl, int argc, char **argv)
-{
-	ctl_status_connection(ctl);
-	if (ctl_status_schema(ctl) != 0 || ctl_status_counts(ctl) != 0)
-		return (1);
-	return (0);
-}
-
 /* Print the rows of the sensors query as aligned columns. */
 static void
 ctl_sensors_print(PGresult *res)
@@ -480,6 +393,7 @@ ctl_open(struct ctl *ctl)
 {
 	char	*cause = NULL;
 
+	conf_no_templates = 1;	/* a broken template must not stop ack */
 	if ((ctl->conf = conf_load(ctl->conf_path, &cause)) == NULL) {
 		ctl_warnx("%s", cause != NULL ? cause : ctl->conf_path);
 		free(cause);

@@ -34,6 +34,9 @@ int		 ctl_parse_decision(const char *, const char *, int, char **,
 /* ctl-migrate.c */
 int		 ctl_migrate(struct ctl *, int, char **);
 
+/* ctl-partitions.c */
+int		 ctl_partitions(struct ctl *, int, char **);
+
 /* ctl-fridge.c */
 void		 ctl_table(const PGresult *, const char *const *, int);
 int		 ctl_fridges(struct ctl *, int, char **);
@@ -47,6 +50,9 @@ int		 ctl_excursions(struct ctl *, int, char **);
 
 /* ctl-import.c */
 int		 ctl_import(struct ctl *, int, char **);
+
+/* ctl-status.c */
+int		 ctl_status(struct ctl *, int, char **);
 
 /* ctl-report.c */
 int		 ctl_report(struct ctl *, int, char **);

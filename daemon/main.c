@@ -32,6 +32,7 @@
 #include "mqtt.h"
 #include "outbox.h"
 #include "reminder.h"
+#include "retention.h"
 #include "spool.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
@@ -41,7 +42,7 @@
 #define VW_BACKOFF_MAX_MS	30000
 
 static struct event	ev_sighup, ev_sigterm, ev_sigint, ev_watchdog, ev_tick;
-static struct event	ev_stop_timeout;
+static struct event	ev_stop_timeout, ev_sigusr2;
 static char		*conf_path;
 static int		 debug_flag;
 static char		 last_status[256];
@@ -140,6 +141,40 @@ on_watchdog(evutil_socket_t fd, short events, void *arg)
 	notify("WATCHDOG=1");
 }
 
+/* The watchdog interval systemd asked for (WATCHDOG_USEC), or 0. */
+static uint64_t
+watchdog_usec(void)
+{
+#ifdef HAVE_SYSTEMD
+	uint64_t	usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) > 0)
+		return (usec);
+#endif
+	return (0);
+}
+
+/*
+ * SIGUSR2 with -d: block the loop for three watchdog intervals (10 s
+ * without a watchdog), so that one can see systemd's watchdog act.
+ */
+static void
+on_stall(evutil_socket_t fd, short events, void *arg)
+{
+	struct timespec	ts;
+	uint64_t	usec;
+
+	if ((usec = watchdog_usec() * 3) == 0)
+		usec = 10 * 1000000;
+	log_warnx("SIGUSR2: stalling the event loop for %llu ms (debug)",
+	    (unsigned long long)usec / 1000);
+	ts.tv_sec = usec / 1000000;
+	ts.tv_nsec = usec % 1000000 * 1000;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+	log_warnx("SIGUSR2: event loop running again");
+}
+
 /* Give each source its metrics slot. */
 static void
 conf_bind_metrics(struct conf *c)
@@ -173,6 +208,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 		notify("READY=1");
 		return;
 	}
+	conf_check_modes(c, getegid());
 	conf_bind_metrics(c);
 	if (strcmp(c->state_dir, vw->conf->state_dir) != 0)
 		log_warnx("reload: a new state_dir takes effect at restart; "
@@ -190,6 +226,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	excursion_reconfigure(vw->excursion, old);
 	outbox_reconfigure(vw->outbox, old);
 	reminder_reconfigure(vw->reminder, old);
+	retention_reconfigure(vw->retention, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
@@ -244,19 +281,6 @@ on_stop(evutil_socket_t fd, short events, void *arg)
 	db_drain(vw->db);
 }
 
-/* The watchdog interval systemd asked for (WATCHDOG_USEC), or 0. */
-static uint64_t
-watchdog_usec(void)
-{
-#ifdef HAVE_SYSTEMD
-	uint64_t	usec = 0;
-
-	if (sd_watchdog_enabled(0, &usec) > 0)
-		return (usec);
-#endif
-	return (0);
-}
-
 /* The state directory must exist and be ours to write. */
 static void
 state_dir_open(const char *dir)
@@ -280,6 +304,11 @@ setup_events(struct vialwatchd *vw)
 	evsignal_add(&ev_sigterm, NULL);
 	evsignal_add(&ev_sigint, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (debug_flag) {
+		evsignal_assign(&ev_sigusr2, vw->base, SIGUSR2, on_stall, vw);
+		evsignal_add(&ev_sigusr2, NULL);
+	} else
+		signal(SIGUSR2, SIG_IGN);
 
 	event_assign(&ev_tick, vw->base, -1, EV_PERSIST, on_tick, vw);
 	event_add(&ev_tick, &tv);
@@ -332,6 +361,7 @@ main(int argc, char **argv)
 		free(conf_path);
 		return (1);
 	}
+	conf_check_modes(vw.conf, getegid());
 	if (test_only) {
 		fprintf(stderr, "%s: configuration ok\n", conf_path);
 		conf_free(vw.conf);
@@ -349,6 +379,7 @@ main(int argc, char **argv)
 	vw.excursion = excursion_new(&vw);
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
+	vw.retention = retention_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -365,11 +396,13 @@ main(int argc, char **argv)
 	excursion_start(vw.excursion);
 	outbox_start(vw.outbox);
 	reminder_start(vw.reminder);
+	retention_start(vw.retention);
 
 	event_base_loop(vw.base, 0);
 
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
+	retention_free(vw.retention);
 	reminder_free(vw.reminder);
 	outbox_free(vw.outbox);
 	excursion_free(vw.excursion);

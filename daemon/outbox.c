@@ -279,7 +279,7 @@ outbox_date(const char *locale, const char *iso)
 /*
  * A reminder: its body holds the templates' variables (sql/007); render
  * the email, with the link that unsubscribes the patient.  0, or -1 with
- * *cause set.
+ * *cause set (-2 when another daemon could send it).
  */
 static int
 outbox_reminder(const struct conf *c, const char *body, const char *recipient,
@@ -302,7 +302,7 @@ outbox_reminder(const struct conf *c, const char *body, const char *recipient,
 	if (c->http_secret == NULL) {
 		*cause = xstrdup("no unsubscribe link: [http] secret_file is "
 		    "not set");
-		return (-1);
+		return (-2);	/* another daemon may have it */
 	}
 	if ((o = json_tokener_parse(body)) == NULL ||
 	    !json_object_is_type(o, json_type_object) ||
@@ -478,7 +478,7 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 	const char		*body = pgconn_text(res, i, 4);
 	char			*text, *cause = NULL, mid[48];
 	char			*subject, *plain, *html, *url, *from;
-	int			 j, rc = -1;
+	int			 j, rc = -1, permanent = 1;
 
 	s = xcalloc(1, sizeof *s);
 	s->ob = ob;
@@ -499,11 +499,16 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 		m.from = c->smtp_from;
 		m.to = recipient;
 		m.id = mid;
-		if (!PQgetisnull(res, i, 7)) {
+		if (strncmp(PQgetvalue(res, i, 8), "reminder:", 9) == 0 &&
+		    PQgetisnull(res, i, 7))
+			cause = xstrdup("the reminder was deleted");
+		else if (!PQgetisnull(res, i, 7)) {
 			text = NULL;
-			if (outbox_reminder(c, body, recipient, &m, &subject,
-			    &plain, &html, &url, &from, &cause) == 0)
+			if ((rc = outbox_reminder(c, body, recipient, &m,
+			    &subject, &plain, &html, &url, &from, &cause)) == 0)
 				rc = smtp_send(ob->smtp, &m, outbox_on_smtp, s);
+			else if (rc == -2)
+				permanent = 0;
 			free(from);
 			free(subject);
 			free(plain);
@@ -535,8 +540,8 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 	} else
 		cause = xstrdup("unknown channel");
 	if (rc != 0) {
-		/* Nothing to retry for: a bad address, no such hook. */
-		outbox_finish(s, cause, 1);
+		/* Mostly nothing to retry for: a bad address, no such hook. */
+		outbox_finish(s, cause, permanent);
 		free(cause);
 	}
 }
@@ -575,10 +580,12 @@ static void
 outbox_claim(struct outbox *ob)
 {
 	static const char	 sql[] = "select * from "
-	    "vialwatch.notification_claim($1, $2::interval, $3::text[])";
+	    "vialwatch.notification_claim($1, $2::interval, $3::text[], "
+	    "$4::integer, $5::integer, to_timestamp($6::float8))";
 	const struct conf	*c = ob->vw->conf;
-	const char		*p[3];
+	const char		*p[6];
 	char			 limit[16], lease[48], *channels;
+	char			 start[16], end[16], now[32];
 	int			 room = OUTBOX_INFLIGHT_MAX - ob->nsends;
 
 	if (ob->draining || !pgconn_up(ob->pc) || room <= 0)
@@ -592,7 +599,17 @@ outbox_claim(struct outbox *ob)
 	p[0] = limit;
 	p[1] = outbox_interval(lease, sizeof lease, outbox_lease_ms(c));
 	p[2] = channels;
-	if (pgconn_query(ob->pc, sql, 3, p, outbox_on_claimed, ob) == 0)
+	/*
+	 * Reminders only inside the send window, and only with signed links
+	 * to unsubscribe (NULL: none for this daemon).
+	 */
+	snprintf(start, sizeof start, "%d", c->reminders_window_start);
+	snprintf(end, sizeof end, "%d", c->reminders_window_end);
+	snprintf(now, sizeof now, "%.6f", vw_now_us() / 1e6);
+	p[3] = c->http_secret != NULL ? start : NULL;
+	p[4] = end;
+	p[5] = now;
+	if (pgconn_query(ob->pc, sql, 6, p, outbox_on_claimed, ob) == 0)
 		ob->claiming = 1;
 	free(channels);
 }

@@ -537,8 +537,8 @@ pages_on_unsubscribed(const PGresult *res, void *arg)
 	}
 	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
 		metrics.unsubscribes++;
-		log_info("unsubscribe: patient %lld unsubscribed (link sent to "
-		    "%s)", (long long)w->id, w->who);
+		log_info("unsubscribe: patient %lld unsubscribed",
+		    (long long)w->id);
 	}
 	if (req == NULL)
 		goto out;
@@ -570,7 +570,7 @@ pages_unsubscribe(struct vialwatchd *vw, struct evhttp_request *req,
 	struct pgconn		*pc = outbox_conn(vw->outbox);
 	struct pages_wait	*w;
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
-	const char		*p[2];
+	const char		*p[1];
 	char			*who, id[24];
 	int64_t			 pid;
 	int			 rc;
@@ -604,10 +604,9 @@ pages_unsubscribe(struct vialwatchd *vw, struct evhttp_request *req,
 	w = pages_wait_new(req, pid, who, cmd == EVHTTP_REQ_POST);
 	snprintf(id, sizeof id, "%lld", (long long)pid);
 	p[0] = id;
-	p[1] = who;
 	if (w->post)
 		rc = pgconn_query(pc, "select * from "
-		    "vialwatch.patient_unsubscribe($1, $2)", 2, p,
+		    "vialwatch.patient_unsubscribe($1)", 1, p,
 		    pages_on_unsubscribed, w);
 	else
 		rc = pgconn_query(pc, "select * from "

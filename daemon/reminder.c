@@ -50,7 +50,7 @@ static const char *reminder_states[REMINDER_STATES] = {
 	"pending", "sent", "cancelled", "skipped"
 };
 
-static void	reminder_scan(struct reminder *);
+static void	reminder_scan(struct reminder *, int);
 
 const char *
 reminder_state_name(int st)
@@ -135,16 +135,20 @@ reminder_on_scanned(const PGresult *res, void *arg)
 		    decided[REMINDER_SENT], decided[REMINDER_CANCELLED],
 		    decided[REMINDER_SKIPPED]);
 	if (n >= REMINDER_BATCH)
-		reminder_scan(rm);	/* more are due */
+		reminder_scan(rm, 0);	/* more are due */
 	else
 		reminder_count(rm);
 }
 
+/*
+ * One scan; create: also the rows of the steps that fell due, which the
+ * follow-up batches of a scan need not look for again.
+ */
 static void
-reminder_scan(struct reminder *rm)
+reminder_scan(struct reminder *rm, int create)
 {
 	const struct conf	*c = rm->vw->conf;
-	const char		*p[4];
+	const char		*p[5];
 	char			 start[16], end[16], now[32], limit[16];
 
 	if (rm->busy || rm->vw->stopping || !pgconn_up(rm->pc))
@@ -167,22 +171,23 @@ reminder_scan(struct reminder *rm)
 	p[1] = end;
 	p[2] = now;
 	p[3] = limit;
+	p[4] = create ? "true" : "false";
 	if (pgconn_query(rm->pc, "select * from vialwatch.reminder_scan("
-	    "$1::integer, $2::integer, to_timestamp($3::float8), $4::integer)",
-	    4, p, reminder_on_scanned, rm) == 0)
+	    "$1::integer, $2::integer, to_timestamp($3::float8), $4::integer, "
+	    "$5::boolean)", 5, p, reminder_on_scanned, rm) == 0)
 		rm->busy = 1;
 }
 
 static void
 reminder_on_timer(evutil_socket_t fd, short events, void *arg)
 {
-	reminder_scan(arg);
+	reminder_scan(arg, 1);
 }
 
 static void
 reminder_up(void *arg)
 {
-	reminder_scan(arg);
+	reminder_scan(arg, 1);
 }
 
 static void
@@ -228,7 +233,7 @@ reminder_reconfigure(struct reminder *rm, const struct conf *old)
 {
 	reminder_timer(rm);
 	pgconn_reconfigure(rm->pc, old);
-	reminder_scan(rm);
+	reminder_scan(rm, 1);
 }
 
 int64_t

@@ -439,6 +439,34 @@ template_blank(const char *s, size_t len)
 	return (1);
 }
 
+/* Whether a part shows variable name outside any section. */
+static int
+template_part_shows(const struct template_part *part, const char *name)
+{
+	size_t	i;
+	int	depth = 0;
+
+	for (i = 0; i < part->n; i++) {
+		switch (part->nodes[i].type) {
+		case NODE_SECTION:
+		case NODE_INVERTED:
+			depth++;
+			break;
+		case NODE_END:
+			depth--;
+			break;
+		case NODE_VAR:
+			if (depth == 0 &&
+			    strcmp(template_names[part->nodes[i].var], name) == 0)
+				return (1);
+			break;
+		default:
+			break;
+		}
+	}
+	return (0);
+}
+
 /* reminder.txt: the subject line, an empty line, then the text body. */
 static int
 template_load_text(struct templates *t, const char *path, char **cause)
@@ -532,6 +560,12 @@ template_load(const char *dir, char **cause)
 		return (NULL);
 	}
 	return (t);
+}
+
+int
+template_shows(const struct templates *t, const char *name)
+{
+	return (template_part_shows(&t->text, name));
 }
 
 void

@@ -27,6 +27,8 @@ extern const char *const template_names[];
  */
 struct templates	*template_load(const char *dir, char **cause);
 void			 template_free(struct templates *);
+/* Whether the text body shows variable name outside any section. */
+int			 template_shows(const struct templates *, const char *);
 
 /*
  * Render one mail: *subject (one line: controls become spaces), *text,

@@ -14,6 +14,7 @@ struct spool;
 struct excursion;
 struct outbox;
 struct reminder;
+struct retention;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -25,6 +26,7 @@ struct vialwatchd {
 	struct excursion	*excursion;
 	struct outbox		*outbox;
 	struct reminder		*reminder;
+	struct retention	*retention;
 	int			 stopping;
 };
 

@@ -24,6 +24,19 @@ alter table vialwatch.appointment add column external_ref text;
 create unique index appointment_external_ref
 	on vialwatch.appointment (patient_id, external_ref);
 
+-- Reminders ------------------------------------------------------------------
+
+-- When the scan decided the row (its clock: p_now).
+alter table vialwatch.reminder add column decided_at timestamptz;
+
+-- A reminder deleted (with its patient or treatment: an erasure) takes its
+-- emails with it, sent or not: they hold the patient's name and treatment.
+alter table vialwatch.notification
+	drop constraint notification_reminder_id_fkey,
+	add constraint notification_reminder_id_fkey
+	    foreign key (reminder_id) references vialwatch.reminder
+	    on delete cascade;
+
 -- Rules ----------------------------------------------------------------------
 
 -- The steps of a treatment: the rule of its product and area, else the
@@ -87,16 +100,18 @@ as $$ select interval '30 days' $$;
 --
 -- Returns the rows decided, with their status and reason.
 create function vialwatch.reminder_scan(p_start integer, p_end integer,
-    p_now timestamptz, p_limit integer)
+    p_now timestamptz, p_limit integer, p_create boolean)
 returns table (reminder_id bigint, status text, reason text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
 	v_horizon integer;
+	v_first integer;
 	v_clinics bigint[];
 begin
-	select coalesce(max(d), 0) into v_horizon
+	select coalesce(max(d), 0), coalesce(min(d), 1)
+	into v_horizon, v_first
 	from vialwatch.retreatment_rule r, unnest(r.remind_after_days) d;
 	select coalesce(array_agg(c.id), '{}') into v_clinics
 	from vialwatch.clinic c
@@ -105,39 +120,72 @@ begin
 		return;
 	end if;
 
-	-- 1. New rows for the steps that fell due.
-	insert into vialwatch.reminder as r (treatment_id, step, due_at,
-	    status, reason)
-	select s.treatment_id, s.step, s.due_at,
-	    case when s.later_due or s.due_at < p_now - vialwatch.reminder_late()
-		then 'skipped' else 'pending' end,
-	    case when s.later_due then 'step ' || s.last_due || ' is due as well'
-		when s.due_at < p_now - vialwatch.reminder_late()
-		then 'too late: due on ' || s.due_day || ', first seen on '
-		    || (p_now at time zone s.timezone)::date
-	    end
-	from (
-		select t.id as treatment_id, d.step::integer as step,
-		    d.due_day, c.timezone,
-		    d.due_day::timestamp at time zone c.timezone as due_at,
-		    max(d.step) over w > d.step as later_due,
-		    max(d.step) over w as last_due
-		from vialwatch.treatment t
-		join vialwatch.patient p on p.id = t.patient_id
-		join vialwatch.clinic c on c.id = p.clinic_id
-		cross join lateral unnest(vialwatch.retreatment_days(
-		    t.product, t.area)) with ordinality as u(days, step)
-		cross join lateral (select (t.treated_at at time zone
-		    c.timezone)::date + u.days as due_day, u.step) d
-		where p.clinic_id = any (v_clinics)
-		    and t.treated_at > p_now - make_interval(days =>
-			v_horizon + 1) - vialwatch.reminder_late()
-		    and (d.due_day::timestamp at time zone c.timezone) <= p_now
-		window w as (partition by t.id)
-	) s
-	where not exists (select from vialwatch.reminder x
-	    where x.treatment_id = s.treatment_id and x.step = s.step)
-	on conflict (treatment_id, step) do nothing;
+	-- 1. New rows for the steps that fell due, in a fixed order (two
+	-- daemons inserting the same rows must not deadlock); those created
+	-- skipped are returned.
+	if p_create then
+		return query
+		with ins as (
+			insert into vialwatch.reminder as r (treatment_id, step,
+			    due_at, status, reason, decided_at)
+			select s.treatment_id, s.step, s.due_at,
+			    case when s.later_due or s.too_late
+				then 'skipped' else 'pending' end,
+			    case when s.later_due
+				then 'step ' || s.last_due || ' is due as well'
+				when s.too_late
+				then 'too late: due on ' || s.due_day
+				    || ', first seen on '
+				    || (p_now at time zone s.timezone)::date
+			    end,
+			    case when s.later_due or s.too_late then p_now end
+			from (
+				select t.id as treatment_id,
+				    u.step::integer as step, d.due_day,
+				    c.timezone, d.due_at,
+				    d.due_at < p_now - vialwatch.reminder_late()
+					as too_late,
+				    max(u.step) over w > u.step as later_due,
+				    max(u.step) over w as last_due
+				from vialwatch.treatment t
+				join vialwatch.patient p on p.id = t.patient_id
+				join vialwatch.clinic c on c.id = p.clinic_id
+				cross join lateral (
+					select rr.remind_after_days
+					from vialwatch.retreatment_rule rr
+					where lower(rr.product) = lower(t.product)
+					    and (rr.area is null or
+						lower(rr.area) = lower(t.area))
+					order by rr.area is null
+					limit 1) rule
+				cross join lateral unnest(rule.remind_after_days)
+				    with ordinality as u(days, step)
+				cross join lateral (
+					select (t.treated_at at time zone
+					    c.timezone)::date + u.days as due_day)
+				    dd
+				cross join lateral (
+					select dd.due_day, dd.due_day::timestamp
+					    at time zone c.timezone as due_at) d
+				where p.clinic_id = any (v_clinics)
+				    and t.treated_at > p_now - make_interval(
+					days => v_horizon + 1)
+					- vialwatch.reminder_late()
+				    and t.treated_at <= p_now - make_interval(
+					days => v_first - 1)
+				    and d.due_at <= p_now
+				window w as (partition by t.id)
+			) s
+			where not exists (select from vialwatch.reminder x
+			    where x.treatment_id = s.treatment_id
+				and x.step = s.step)
+			order by s.treatment_id, s.step
+			on conflict (treatment_id, step) do nothing
+			returning r.id, r.status, r.reason
+		)
+		select i.id, i.status, i.reason from ins i
+		where i.status <> 'pending';
+	end if;
 
 	-- 2 and 3.
 	return query
@@ -150,7 +198,10 @@ begin
 		    and p.clinic_id = any (v_clinics)
 		order by r.due_at, r.id
 		limit p_limit
+		-- The patient too: an unsubscribe under way waits for this
+		-- scan, or this scan leaves the patient's rows for the next.
 		for update of r skip locked
+		for share of p skip locked
 	), decided as (
 		select cl.id, p.email, x.prio, x.status, x.reason,
 		    jsonb_build_object(
@@ -183,13 +234,19 @@ begin
 			select 3, 'skipped', 'no email address'
 			where p.email is null or p.email = ''
 			union all
-			select 4, 'cancelled', (select 'treated again with '
-			    || n.product || ' on ' || (n.treated_at at time zone
-			    c.timezone)::date || ' (treatment ' || n.id || ')'
+			select 4, 'cancelled', (select case when (n.treated_at
+			    at time zone c.timezone)::date = (t.treated_at
+			    at time zone c.timezone)::date
+				then 'reminded with treatment ' || n.id || ' ('
+				    || n.product || ', the same day)'
+				else 'treated again with ' || n.product || ' on '
+				    || (n.treated_at at time zone c.timezone)::date
+				    || ' (treatment ' || n.id || ')' end
 			    from vialwatch.treatment n
 			    where n.patient_id = t.patient_id
-				and lower(n.product) = lower(t.product)
 				and (n.treated_at, n.id) > (t.treated_at, t.id)
+				and exists (select from vialwatch.retreatment_rule
+				    rr where lower(rr.product) = lower(n.product))
 			    order by n.treated_at desc, n.id desc limit 1)
 			union all
 			select 5, 'cancelled', (select 'appointment booked for '
@@ -206,7 +263,12 @@ begin
 				and l.step > cl.step and l.due_at <= p_now
 			    having count(*) > 0)
 			union all
-			select 7, 'sent', null
+			select 7, 'skipped', 'too late: due on ' || (cl.due_at
+			    at time zone c.timezone)::date || ', decided on '
+			    || (p_now at time zone c.timezone)::date
+			where cl.due_at < p_now - vialwatch.reminder_late()
+			union all
+			select 8, 'sent', null
 		) x
 		where x.status = 'sent' or x.reason is not null
 	), verdict as (
@@ -224,7 +286,7 @@ begin
 		on conflict (dedupe_key) do nothing
 	), updated as (
 		update vialwatch.reminder r
-		set status = f.status, reason = f.reason
+		set status = f.status, reason = f.reason, decided_at = p_now
 		from verdict f
 		where r.id = f.id
 		returning r.id, r.status, r.reason
@@ -263,6 +325,74 @@ create trigger notification_reminder
 	    and old.status is distinct from new.status)
 	execute function vialwatch.notification_reminder();
 
+-- The claim of 006, and the reminders' emails only while their clinic's
+-- send window [p_start, p_end) is open at p_now, so that a retry does not
+-- reach a patient at night; with p_start null (a daemon without signed
+-- links) no reminder email at all.
+create function vialwatch.notification_claim(p_limit integer,
+    p_lease interval, p_channels text[], p_start integer, p_end integer,
+    p_now timestamptz)
+returns table (
+	id		bigint,
+	channel		text,
+	recipient	text,
+	subject		text,
+	body		text,
+	attempts	integer,
+	excursion_id	bigint,
+	reminder_id	bigint,
+	dedupe_key	text,
+	age_s		double precision
+)
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+	update vialwatch.notification n
+	set attempts = n.attempts + 1, next_attempt_at = now() + p_lease
+	where n.id in (
+		select d.id from vialwatch.notification d
+		where d.status in ('pending', 'failed')
+		    and d.next_attempt_at <= now()
+		    and d.channel = any (p_channels)
+		    and (d.reminder_id is null or exists (
+			select from vialwatch.reminder r
+			join vialwatch.treatment t on t.id = r.treatment_id
+			join vialwatch.patient p on p.id = t.patient_id
+			join vialwatch.clinic c on c.id = p.clinic_id
+			where r.id = d.reminder_id
+			    and vialwatch.send_window_open(c.timezone, p_now,
+				p_start, p_end)))
+		order by d.next_attempt_at, d.id
+		limit p_limit
+		for update skip locked)
+	returning n.id, n.channel, n.recipient, n.subject, n.body, n.attempts,
+	    n.excursion_id, n.reminder_id, n.dedupe_key,
+	    extract(epoch from clock_timestamp() - n.created_at)::float8
+$$;
+
+-- The claim of 006, for a daemon that knows nothing of reminders: every
+-- other row, as before.
+create or replace function vialwatch.notification_claim(p_limit integer,
+    p_lease interval, p_channels text[])
+returns table (
+	id		bigint,
+	channel		text,
+	recipient	text,
+	subject		text,
+	body		text,
+	attempts	integer,
+	excursion_id	bigint,
+	reminder_id	bigint,
+	dedupe_key	text,
+	age_s		double precision
+)
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+	select * from vialwatch.notification_claim(p_limit, p_lease,
+	    p_channels, null, null, now())
+$$;
+
 -- Unsubscribe ----------------------------------------------------------------
 
 -- The unsubscribe page of a patient: clinic, first name, and since when
@@ -280,44 +410,77 @@ as $$
 	where p.id = p_id
 $$;
 
--- The patient asked for no more reminders (p_via: the address the link
--- was sent to, for the log): unsubscribed_at is set once, pending
--- reminders are cancelled, and reminder emails not sent yet are dropped.
--- Returns the patient's clinic and when unsubscribed, no row for no such
--- patient.
-create function vialwatch.patient_unsubscribe(p_id bigint, p_via text)
+-- A patient who unsubscribes, withdraws consent or changes address gets
+-- none of the reminder emails queued for them: those not sent yet are
+-- dropped, and their reminders, and the pending ones, say why.
+create function vialwatch.patient_reminders_stop()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+	v_why text;
+	v_status text := 'cancelled';
+	v_killed bigint[];
+begin
+	if new.unsubscribed_at is not null and old.unsubscribed_at is null then
+		v_why := 'unsubscribed on ' || (select (new.unsubscribed_at
+		    at time zone c.timezone)::date
+		    from vialwatch.clinic c where c.id = new.clinic_id);
+	elsif old.email_consent and not new.email_consent then
+		v_why := 'email consent withdrawn';
+		v_status := 'skipped';
+	elsif new.email is distinct from old.email then
+		v_why := 'email address changed before the reminder was sent';
+		v_status := 'skipped';
+	else
+		return null;
+	end if;
+
+	with killed as (
+		update vialwatch.notification n
+		set status = 'dead', last_error = v_why
+		from vialwatch.reminder r, vialwatch.treatment t
+		where r.id = n.reminder_id and t.id = r.treatment_id
+		    and t.patient_id = new.id
+		    and n.status in ('pending', 'failed')
+		returning n.reminder_id
+	)
+	select coalesce(array_agg(k.reminder_id), '{}') into v_killed
+	from killed k;
+
+	-- After the notification_reminder trigger of the rows just killed.
+	update vialwatch.reminder r
+	set status = v_status, reason = v_why
+	from vialwatch.treatment t
+	where t.id = r.treatment_id and t.patient_id = new.id
+	    and (r.status = 'pending' or r.id = any (v_killed));
+	return null;
+end
+$$;
+
+create trigger patient_reminders_stop
+	after update of unsubscribed_at, email_consent, email
+	on vialwatch.patient
+	for each row
+	execute function vialwatch.patient_reminders_stop();
+
+-- The patient asked for no more reminders: unsubscribed_at is set once
+-- (the trigger above stops what is queued).
+-- Returns the patient's clinic, when unsubscribed and whether just now;
+-- no row for no such patient.
+create function vialwatch.patient_unsubscribe(p_id bigint)
 returns table (clinic text, unsubscribed_at text, unsubscribed_now boolean)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
 	v_now boolean;
-	v_killed bigint[];
 begin
 	update vialwatch.patient p
 	set unsubscribed_at = now()
 	where p.id = p_id and p.unsubscribed_at is null;
 	v_now := found;
-
-	-- Reminder emails not sent yet are dropped (the trigger above marks
-	-- their reminders skipped), then those and the pending ones cancelled.
-	with killed as (
-		update vialwatch.notification n
-		set status = 'dead', last_error = 'the patient unsubscribed'
-		from vialwatch.reminder r, vialwatch.treatment t
-		where r.id = n.reminder_id and t.id = r.treatment_id
-		    and t.patient_id = p_id and n.status in ('pending', 'failed')
-		returning n.reminder_id
-	)
-	select coalesce(array_agg(k.reminder_id), '{}') into v_killed
-	from killed k;
-
-	update vialwatch.reminder r
-	set status = 'cancelled', reason = 'unsubscribed by the link sent to '
-	    || coalesce(p_via, 'the patient')
-	from vialwatch.treatment t
-	where t.id = r.treatment_id and t.patient_id = p_id
-	    and (r.status = 'pending' or r.id = any (v_killed));
 
 	return query
 	select c.name, to_char(p.unsubscribed_at at time zone c.timezone,
@@ -331,11 +494,15 @@ $$;
 -- Privileges -----------------------------------------------------------------
 
 revoke all on function vialwatch.reminder_scan(integer, integer, timestamptz,
-    integer),
-    vialwatch.patient_unsubscribe(bigint, text)
+    integer, boolean),
+    vialwatch.notification_claim(integer, interval, text[], integer, integer,
+    timestamptz),
+    vialwatch.patient_unsubscribe(bigint)
     from public;
 grant execute on function vialwatch.reminder_scan(integer, integer,
-    timestamptz, integer), vialwatch.patient_unsubscribe(bigint, text)
+    timestamptz, integer, boolean), vialwatch.patient_unsubscribe(bigint),
+    vialwatch.notification_claim(integer, interval, text[], integer, integer,
+    timestamptz)
     to vialwatch_daemon, vialwatch_admin;
 grant execute on function vialwatch.retreatment_days(text, text),
     vialwatch.send_window_open(text, timestamptz, integer, integer),

@@ -722,6 +722,8 @@ class Daemon(Process):
         )
         tmp = self.conf_path.with_suffix(".tmp")
         tmp.write_text(text)
+        # As installed: vialwatchd warns of a config others may read.
+        tmp.chmod(0o600)
         tmp.rename(self.conf_path)
 
     def env(self):

@@ -275,6 +275,20 @@ def test_template_html_section_never_closed(tmp_path):
         f"{d}/reminder.html:{n}: {{{{#clinic.phone}}}} is never closed"
 
 
+def test_template_without_unsubscribe_link(tmp_path):
+    d = templates_copy(tmp_path)
+    txt = (d / "reminder.txt").read_text()
+    assert "{{unsubscribe_url}}" in txt
+    # Only inside a section: some patients would get no link.
+    (d / "reminder.txt").write_text(txt.replace(
+        "{{unsubscribe_url}}",
+        "{{#clinic.phone}}{{unsubscribe_url}}{{/clinic.phone}}"))
+    path = write(tmp_path, with_template_dir(minimal_config(tmp_path), d))
+    assert single_error(check(path)) == (
+        f"{d}/reminder.txt: the text body must show {{{{unsubscribe_url}}}}, "
+        "outside any section")
+
+
 def test_template_dir_without_reminder_txt(tmp_path):
     d = templates_copy(tmp_path)
     (d / "reminder.txt").unlink()

@@ -106,21 +106,30 @@ def test_due_reminder_sent_once_by_two_daemons_and_a_restart(
     msgs = smtp.messages()
     assert sorted(m.envelope_to[0] for m in msgs) == sorted(
         f"p-{i:03}@patients.example" for i in range(30))
+    # Both daemons down while a step falls due (here: a new treatment),
+    # then one restarted: it is sent once, and nothing sent before again.
     d1.stop()
+    d2.stop()
+    late = patient(db, c, "LATE-1", first="Lou")
+    treatment(db, late)
     d1.start()
     d1.wait_healthy()
+    smtp.wait_messages(31)
     time.sleep(3)
-    assert len(smtp.messages()) == 30
+    msgs = smtp.messages()
+    assert len(msgs) == 31
+    assert msgs[-1].envelope_to == ["late-1@patients.example"]
+    msgs = msgs[:30]
 
     rs = reminders(db)
-    assert len(rs) == 30
+    assert len(rs) == 31
     assert {(r["step"], r["status"]) for r in rs} == {(1, "sent")}
     assert all(r["sent_at"] is not None for r in rs)
     ns = rows(db, "select * from vialwatch.notification order by id")
-    assert len(ns) == 30 and {n["status"] for n in ns} == {"sent"}
-    # Both daemons decided some of them.
+    assert len(ns) == 31 and {n["status"] for n in ns} == {"sent"}
+    # Each was decided once, by one daemon or the other.
     decided = [re.findall(r"reminder \d+ sent", d.log_text()) for d in (d1, d2)]
-    assert sum(len(x) for x in decided) == 30
+    assert sum(len(x) for x in decided) == 31
 
     # The email itself, rendered from conf/templates.
     m = next(m for m in msgs if m.envelope_to == ["p-007@patients.example"])
@@ -157,9 +166,9 @@ def test_due_reminder_sent_once_by_two_daemons_and_a_restart(
         _, _, text = http_get(port, "/metrics")
         mm = re.search(rb'^vialwatch_reminders\{status="sent"\} (\d+)$',
                        text, re.M)
-        return mm and int(mm.group(1)) == 30
+        return mm and int(mm.group(1)) == 31
 
-    wait_for(sent_metric, 15, "vialwatch_reminders{status=sent} 30")
+    wait_for(sent_metric, 15, "vialwatch_reminders{status=sent} 31")
 
 
 def test_each_reason_stops_a_reminder(daemon, db, smtp, secret):
@@ -413,3 +422,116 @@ def test_unsubscribe_link(daemon, db, smtp, secret):
     wait_for(lambda: any(r["status"] == "cancelled" for r in reminders(db)),
              10, "the Dysport reminder cancelled")
     assert len(smtp.messages()) == 1
+
+
+# --- the scan and the claim, in SQL ------------------------------------------
+
+
+def scan(conn, at, start=0, end=1440, limit=500, create=True):
+    return conn.execute(
+        "select * from vialwatch.reminder_scan(%s, %s, %s, %s, %s)",
+        [start, end, at, limit, create]).fetchall()
+
+
+def claim(conn, at, start=540, end=1080):
+    return conn.execute(
+        "select id, reminder_id from vialwatch.notification_claim(10, "
+        "'1 minute', '{email}', %s, %s, %s)", [start, end, at]).fetchall()
+
+
+def test_two_scans_at_once_decide_each_row_once(clean_db, pg, db):
+    c = clinic(db, tz="Etc/UTC")
+    for i in range(20):
+        treatment(db, patient(db, c, f"S-{i}"))
+    at = now()
+    assert scan(db, at, limit=0) == []          # the rows, none decided
+    assert len(reminders(db)) == 20
+    with pg.connect("vialwatch", autocommit=False) as a, \
+            pg.connect("vialwatch", autocommit=False) as b:
+        got_a = scan(a, at, limit=12, create=False)   # holds its 12 rows
+        got_b = scan(b, at, create=False)       # skips them, takes the rest
+        a.commit()
+        b.commit()
+    assert len(got_a) == 12 and len(got_b) == 8
+    assert not {r[0] for r in got_a} & {r[0] for r in got_b}
+    assert scan(db, at) == []
+    n = rows(db, "select count(*) as n, count(distinct reminder_id) as r "
+             "from vialwatch.notification")[0]
+    assert n == {"n": 20, "r": 20}
+
+
+def test_step_two_after_step_one(clean_db, db):
+    c = clinic(db, tz="Etc/UTC")
+    t = treatment(db, patient(db, c, "TWO"), days_ago=95)
+    t0 = now()
+    assert [r[1] for r in scan(db, t0)] == ["sent"]
+    # Eleven days on, step 2 (104 days) is due: a second email.
+    later = t0 + datetime.timedelta(days=11)
+    assert [r[1] for r in scan(db, later)] == ["sent"]
+    got = rows(db, "select step, status from vialwatch.reminder "
+               "where treatment_id = %s order by step", [t])
+    assert got == [{"step": 1, "status": "sent"}, {"step": 2, "status": "sent"}]
+    assert scan(db, later + datetime.timedelta(days=30)) == []
+
+
+def test_reminder_email_waits_for_the_window(clean_db, db):
+    c = clinic(db, tz="Europe/Berlin")
+    treatment(db, patient(db, c, "WIN"))
+    day = now().date()
+    noon = datetime.datetime(day.year, day.month, day.day, 11, tzinfo=UTC)
+    assert [r[1] for r in scan(db, noon)] == ["sent"]
+    # 23:00 in Berlin: the queued email (a retry, say) is not claimed.
+    night = datetime.datetime(day.year, day.month, day.day, 22, tzinfo=UTC)
+    assert claim(db, night) == []
+    # Nor by a daemon without signed links, in the window or not.
+    assert claim(db, noon, start=None) == []
+    (row,) = claim(db, noon)
+    assert row[1] is not None
+
+
+def test_dead_email_and_deleted_patient(clean_db, db):
+    c = clinic(db, tz="Etc/UTC")
+    a = patient(db, c, "DEAD")
+    b = patient(db, c, "ERASED")
+    treatment(db, a)
+    treatment(db, b)
+    assert len(scan(db, now())) == 2
+    (na,) = rows(db, "select n.id, n.attempts from vialwatch.notification n "
+                 "join vialwatch.reminder r on r.id = n.reminder_id "
+                 "join vialwatch.treatment t on t.id = r.treatment_id "
+                 "where t.patient_id = %s", [a])
+    db.execute("select vialwatch.notification_done(%s, %s, '550 no such "
+               "user', '1 minute', true)", [na["id"], na["attempts"]])
+    (r,) = [x for x in reminders(db) if x["patient_id"] == a]
+    assert r["status"] == "skipped"
+    assert r["reason"] == "undeliverable: 550 no such user"
+    # An erasure takes the patient's queued email with it.
+    db.execute("delete from vialwatch.patient where id = %s", [b])
+    left = rows(db, "select recipient from vialwatch.notification")
+    assert left == [{"recipient": "dead@patients.example"}]
+
+
+def test_withdrawn_consent_stops_a_queued_email(clean_db, db):
+    c = clinic(db, tz="Etc/UTC")
+    p = patient(db, c, "WITHDRAW")
+    treatment(db, p)
+    assert [r[1] for r in scan(db, now())] == ["sent"]
+    db.execute("update vialwatch.patient set email_consent = false "
+               "where id = %s", [p])
+    (n,) = rows(db, "select status, last_error from vialwatch.notification")
+    assert n == {"status": "dead", "last_error": "email consent withdrawn"}
+    (r,) = reminders(db)
+    assert (r["status"], r["reason"]) == ("skipped", "email consent withdrawn")
+
+
+def test_one_visit_one_reminder(clean_db, db):
+    c = clinic(db, tz="Etc/UTC")
+    p = patient(db, c, "VISIT")
+    at = now() - datetime.timedelta(days=95)
+    treatment(db, p, at=at, product="Botox", area="glabella")
+    treatment(db, p, at=at, product="Dysport", area="crow's feet")
+    got = sorted(r[1] for r in scan(db, now()))
+    assert got == ["cancelled", "sent"]
+    (r,) = [x for x in reminders(db) if x["status"] == "cancelled"]
+    assert r["reason"].startswith("reminded with treatment ")
+    assert r["reason"].endswith("(Dysport, the same day)")

@@ -25,6 +25,7 @@ static const struct {
 	{ "15m", 1, 900000 },
 	{ "2h", 1, 7200000 },
 	{ "7d", 1, 604800000 },
+	{ "3y", 1, 94608000000LL },
 	{ "0s", 1, 0 },
 	{ "90", 0, 0 },
 	{ "s", 0, 0 },
@@ -253,7 +254,8 @@ test_templates(void)
 	/* Fixed, it loads, and an unknown key still points at the config. */
 	if ((f = fopen(file, "w")) == NULL)
 		return;
-	fputs("Subject: Your next visit\n\nHi {{patient.first_name}}.\n", f);
+	fputs("Subject: Your next visit\n\nHi {{patient.first_name}}.\n"
+	    "{{unsubscribe_url}}\n", f);
 	fclose(f);
 	c = load(body, conf, sizeof conf, &cause);
 	ok(c != NULL && c->templates != NULL, "fixed template loads");
