@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <unicode/udat.h>
 #include <unicode/uloc.h>
@@ -25,22 +26,7 @@
 
 #define CALENDAR_TEXT_MAX	256	/* UChars of a formatted date */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t
-calendar_days(int64_t y, int m, int d)
-{
-	int64_t	era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return (era * 146097 + doe - 719468);
-}
-
-/* Whether year-month-day is a date of the Gregorian calendar. */
-static int
+int
 calendar_is_date(int y, int m, int d)
 {
 	static const int	mdays[] = {
@@ -111,12 +97,17 @@ calendar_icu_date(const char *locale, UDate when)
 char *
 calendar_format_date(const char *locale, int year, int month, int day)
 {
-	char	*out;
+	struct tm	 tm;
+	char		*out;
 
 	/* Noon UTC: the same date in whatever zone ICU might apply. */
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = year - 1900;
+	tm.tm_mon = month - 1;
+	tm.tm_mday = day;
+	tm.tm_hour = 12;
 	if (calendar_is_date(year, month, day) && (out = calendar_icu_date(
-	    locale, (calendar_days(year, month, day) * 86400 + 43200) *
-	    1000.0)) != NULL)
+	    locale, timegm(&tm) * 1000.0)) != NULL)
 		return (out);
 	xasprintf(&out, "%04d-%02d-%02d", year, month, day);
 	return (out);

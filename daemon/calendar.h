@@ -13,4 +13,7 @@
 char		*calendar_format_date(const char *locale, int year, int month,
 		    int day);
 
+/* Whether year-month-day is a Gregorian date, years 1 to 9999. */
+int		 calendar_is_date(int year, int month, int day);
+
 #endif

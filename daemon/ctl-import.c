@@ -20,6 +20,7 @@
 
 #include <libpq-fe.h>
 
+#include "calendar.h"
 #include "csv.h"
 #include "ctl.h"
 #include "xmalloc.h"
@@ -396,15 +397,10 @@ import_digits(const char *s, size_t n)
 static int
 import_date(const char *s, int *y, int *m, int *d)
 {
-	static const int	days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30,
-				    31, 30, 31 };
-
 	if ((*y = import_digits(s, 4)) < 1 || s[4] != '-' ||
-	    (*m = import_digits(s + 5, 2)) < 1 || *m > 12 || s[7] != '-' ||
-	    (*d = import_digits(s + 8, 2)) < 1 || *d > days[*m - 1])
-		return (-1);
-	if (*m == 2 && *d == 29 && (*y % 4 != 0 ||
-	    (*y % 100 == 0 && *y % 400 != 0)))
+	    (*m = import_digits(s + 5, 2)) < 1 || s[7] != '-' ||
+	    (*d = import_digits(s + 8, 2)) < 1 ||
+	    !calendar_is_date(*y, *m, *d))
 		return (-1);
 	return (0);
 }

@@ -58,7 +58,6 @@
 #define OUTBOX_STATS_MS		10000
 #define OUTBOX_ACK_VALID_S	(30 * 24 * 3600)
 #define OUTBOX_UNSUBSCRIBE_VALID_S (400 * 24 * 3600)
-#define OUTBOX_VARS_MAX		24
 #define OUTBOX_CHANNEL		"vialwatch_outbox"
 
 /* One claimed row being sent. */
@@ -224,45 +223,15 @@ outbox_body(const struct conf *c, const char *body, int64_t excursion_id,
 	return (outbox_string(b));
 }
 
-/* The variables of a reminder's templates. */
-struct outbox_vars {
-	const char	*name[OUTBOX_VARS_MAX];
-	char		*value[OUTBOX_VARS_MAX];
-	int		 n;
-};
-
-static void
-outbox_vars_add(struct outbox_vars *v, const char *name, char *value)
-{
-	if (v->n == OUTBOX_VARS_MAX) {
-		free(value);
-		return;
-	}
-	v->name[v->n] = name;
-	v->value[v->n++] = value;
-}
-
+/* A reminder's template variable, from its JSON object. */
 static const char *
-outbox_vars_get(const char *name, void *arg)
+outbox_var(const char *name, void *arg)
 {
-	struct outbox_vars	*v = arg;
-	int			 i;
+	struct json_object	*x;
 
-	for (i = 0; i < v->n; i++) {
-		if (strcmp(v->name[i], name) == 0)
-			return (v->value[i]);
-	}
-	return (NULL);
-}
-
-static void
-outbox_vars_free(struct outbox_vars *v)
-{
-	int	i;
-
-	for (i = 0; i < v->n; i++)
-		free(v->value[i]);
-	v->n = 0;
+	if (!json_object_object_get_ex(arg, name, &x))
+		return (NULL);
+	return (json_object_get_string(x));
 }
 
 /* "2027-02-19" in the clinic's locale's long form, to free. */
@@ -286,15 +255,10 @@ outbox_reminder(const struct conf *c, const char *body, const char *recipient,
     struct mail *m, char **subject, char **text, char **html, char **url,
     char **from, char **cause)
 {
-	static const char	*names[] = { "patient.first_name",
-				    "patient.last_name", "clinic.name",
-				    "clinic.phone", "clinic.booking_url",
-				    "treatment.product", "treatment.area",
-				    "step" };
+	static const char	*dates[] = { "treatment.date", "due_date" };
 	struct json_object	*o, *x;
-	struct outbox_vars	 v;
-	const char		*locale = "en-US", *get;
-	char			*token, *addr, *p;
+	const char		*locale;
+	char			*token, *addr, *s, *p;
 	long long		 patient;
 	size_t			 i;
 
@@ -312,45 +276,37 @@ outbox_reminder(const struct conf *c, const char *body, const char *recipient,
 		*cause = xstrdup("the reminder's variables are not readable");
 		return (-1);
 	}
-	memset(&v, 0, sizeof v);
-	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
-		get = json_object_object_get_ex(o, names[i], &x) ?
-		    json_object_get_string(x) : "";
-		outbox_vars_add(&v, names[i], xstrdup(get != NULL ? get : ""));
+	/* The dates in the clinic's language, and the link. */
+	locale = outbox_var("clinic.locale", o);
+	for (i = 0; i < sizeof dates / sizeof dates[0]; i++) {
+		s = outbox_date(locale, outbox_var(dates[i], o));
+		json_object_object_add(o, dates[i], json_object_new_string(s));
+		free(s);
 	}
-	if (json_object_object_get_ex(o, "clinic.locale", &x))
-		locale = json_object_get_string(x);
-	outbox_vars_add(&v, "treatment.date", outbox_date(locale,
-	    json_object_object_get_ex(o, "treatment.date", &x) ?
-	    json_object_get_string(x) : NULL));
-	outbox_vars_add(&v, "due_date", outbox_date(locale,
-	    json_object_object_get_ex(o, "due_date", &x) ?
-	    json_object_get_string(x) : NULL));
-	json_object_put(o);
-
 	token = token_make(c->http_secret, c->http_secret_len, "unsubscribe",
 	    patient, recipient, vw_now_us() / 1000000 +
 	    OUTBOX_UNSUBSCRIBE_VALID_S);
 	xasprintf(url, "%s/unsubscribe/%s", c->http_public_url, token);
 	free(token);
-	outbox_vars_add(&v, "unsubscribe_url", xstrdup(*url));
+	json_object_object_add(o, "unsubscribe_url",
+	    json_object_new_string(*url));
 
 	/* From the clinic, at the address of [smtp] from. */
 	if ((addr = mail_address(c->smtp_from)) != NULL) {
-		xasprintf(from, "%s <%s>", outbox_vars_get("clinic.name", &v),
-		    addr);
-		for (p = *from; p < *from + strlen(*from) - strlen(addr) - 3;
-		    p++) {
+		s = xstrdup(outbox_var("clinic.name", o) != NULL ?
+		    outbox_var("clinic.name", o) : "");
+		for (p = s; *p != '\0'; p++) {
 			if (*p == '<' || *p == '>' || *p == '"')
 				*p = ' ';
 		}
+		xasprintf(from, "%s <%s>", s, addr);
 		m->from = *from;
+		free(s);
 		free(addr);
 	}
 
-	template_render(c->templates, outbox_vars_get, &v, subject, text,
-	    html);
-	outbox_vars_free(&v);
+	template_render(c->templates, outbox_var, o, subject, text, html);
+	json_object_put(o);
 	m->subject = *subject;
 	m->text = *text;
 	m->html = *html;

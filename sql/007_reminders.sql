@@ -37,24 +37,6 @@ alter table vialwatch.notification
 	    foreign key (reminder_id) references vialwatch.reminder
 	    on delete cascade;
 
--- Rules ----------------------------------------------------------------------
-
--- The steps of a treatment: the rule of its product and area, else the
--- rule of its product for every area; null when no rule applies.
-create function vialwatch.retreatment_days(p_product text, p_area text)
-returns integer[]
-language sql
-stable
-set search_path = pg_catalog, pg_temp
-as $$
-	select r.remind_after_days
-	from vialwatch.retreatment_rule r
-	where lower(r.product) = lower(p_product)
-	    and (r.area is null or lower(r.area) = lower(p_area))
-	order by r.area is null
-	limit 1
-$$;
-
 -- The scan -------------------------------------------------------------------
 
 -- Whether the send window [p_start, p_end), in minutes after local
@@ -504,7 +486,6 @@ grant execute on function vialwatch.reminder_scan(integer, integer,
     vialwatch.notification_claim(integer, interval, text[], integer, integer,
     timestamptz)
     to vialwatch_daemon, vialwatch_admin;
-grant execute on function vialwatch.retreatment_days(text, text),
-    vialwatch.send_window_open(text, timestamptz, integer, integer),
-    vialwatch.reminder_late(), vialwatch.patient_unsubscribe_page(bigint)
+grant execute on function vialwatch.send_window_open(text, timestamptz,
+    integer, integer), vialwatch.reminder_late(), vialwatch.patient_unsubscribe_page(bigint)
     to vialwatch_daemon, vialwatch_admin, vialwatch_readonly;
