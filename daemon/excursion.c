@@ -42,6 +42,7 @@
 #include "payload.h"
 #include "pgconn.h"
 #include "rules.h"
+#include "topic.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
@@ -572,8 +573,13 @@ exc_detach(struct excursion *ex, struct exc_sensor *es, int64_t now)
 	exc_sensor_free(es);
 }
 
-/* One row of the load: keep, restore or detach its sensor. */
-static void
+/*
+ * One row of the load: keep, restore or detach its sensor. A sensor that
+ * none of our [source] filters can deliver belongs to another daemon
+ * (sharding, docs/SCALING.md): we neither judge its silence nor close
+ * its rows. Returns 0, or -1 for such a sensor.
+ */
+static int
 exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
     const PGresult *res, int i, int64_t now)
 {
@@ -583,8 +589,16 @@ exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
 	struct exc_sensor	*es;
 	struct rules_limits	 lim;
 
+	es = exc_map_find(old, key, h);
+	if (!topic_conf_reaches(ex->vw->conf, key)) {
+		if (es != NULL) {
+			exc_map_remove(old, es);
+			exc_sensor_free(es);
+		}
+		return (-1);
+	}
 	exc_row_limits(res, i, &lim);
-	if ((es = exc_map_find(old, key, h)) != NULL && es->id == id)
+	if (es != NULL && es->id == id)
 		exc_map_remove(old, es);
 	else {
 		es = exc_sensor_new(key, h, id);
@@ -595,6 +609,7 @@ exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
 		exc_detach(ex, es, now);	/* open rows, no fridge now */
 	else
 		exc_map_add(map, es);
+	return (0);
 }
 
 /* The sensors query answered: the new table replaces the old one. */
@@ -604,11 +619,15 @@ exc_load_done(struct excursion *ex, const PGresult *res)
 	struct exc_map		 old = ex->map;
 	struct exc_sensor	*es;
 	int64_t			 now = vw_now_us();
-	int			 i, n = PQntuples(res);
+	int			 i, n = PQntuples(res), other = -1, nother = 0;
 
 	exc_map_init(&ex->map, n);
-	for (i = 0; i < n; i++)
-		exc_load_row(ex, &old, &ex->map, res, i, now);
+	for (i = 0; i < n; i++) {
+		if (exc_load_row(ex, &old, &ex->map, res, i, now) == 0)
+			continue;
+		if (nother++ == 0)
+			other = i;
+	}
 	while ((es = exc_map_any(&old)) != NULL) {
 		exc_map_remove(&old, es);
 		exc_detach(ex, es, now);
@@ -617,6 +636,12 @@ exc_load_done(struct excursion *ex, const PGresult *res)
 	metrics.reference_loads++;
 	log_info("excursions: watching %zu sensor%s", ex->map.count,
 	    ex->map.count == 1 ? "" : "s");
+	if (nother > 0)
+		log_info("excursions: %d assigned sensor%s (such as %s) match%s "
+		    "no [source] filter of this daemon: left to the daemons "
+		    "that receive %s", nother, nother == 1 ? "" : "s",
+		    PQgetvalue(res, other, COL_KEY), nother == 1 ? "es" : "",
+		    nother == 1 ? "it" : "them");
 	if (!ex->loaded) {
 		ex->loaded = 1;
 		exc_early_replay(ex);

@@ -11,6 +11,7 @@
 
 #include "payload.h"
 #include "tap.h"
+#include "topic.h"
 
 #define NOW	1700000100000000LL	/* arrival: 2023-11-14T22:15:00Z */
 #define SEC	1000000LL
@@ -861,6 +862,108 @@ check_reuse(void)
 	is_str(res.detail, "", "reuse: no stale detail");
 }
 
+/* Keys a sharded daemon's filter reaches, or not. */
+static const struct {
+	const char		*name;
+	const struct source	*src;
+	const char		*filter;
+	const char		*key;
+	int			 want;
+} reach_cases[] = {
+	{ "clinic a's sensor", &src_z2m, "zigbee2mqtt/clinic-a/#",
+	    "zigbee2mqtt/clinic-a/fridge", 1 },
+	{ "not clinic b's", &src_z2m, "zigbee2mqtt/clinic-a/#",
+	    "zigbee2mqtt/clinic-b/fridge", 0 },
+	{ "not a key of another shape", &src_z2m, "zigbee2mqtt/clinic-a/#",
+	    "fridge1", 0 },
+	{ "z2m availability topic", &src_z2m, "zigbee2mqtt/+/availability",
+	    "zigbee2mqtt/fridge", 1 },
+	{ "ttn filter naming the tenant", &src_ttn,
+	    "v3/vaccines@clinics/devices/+/up", "v3/vaccines/devices/probe-1",
+	    1 },
+	{ "not another ttn application", &src_ttn,
+	    "v3/vaccines@clinics/devices/+/up", "v3/other/devices/probe-1", 0 },
+	{ "ttn wildcard filter", &src_ttn, "v3/+/devices/#",
+	    "v3/vaccines/devices/probe-1", 1 },
+	{ "tasmota probe of clinic a", &src_tasmota, "tele/clinic-a/+/SENSOR",
+	    "tele/clinic-a/fridge1/SENSOR/DS18B20", 1 },
+	{ "not a tasmota probe of clinic b", &src_tasmota,
+	    "tele/clinic-a/+/SENSOR", "tele/clinic-b/fridge1/SENSOR/DS18B20",
+	    0 },
+	{ "shelly gen1 temperature topic", &src_shelly,
+	    "shellies/+/sensor/temperature", "shellies/ht-1", 1 },
+	{ "shelly gen2 events topic", &src_gen2, "clinic-a/+/events/rpc",
+	    "clinic-a/ht/temperature:0", 1 },
+	{ "not a gen2 key that is no temperature", &src_gen2,
+	    "clinic-a/+/events/rpc", "clinic-a/ht/humidity:0", 0 },
+	{ "esphome state topic", &src_esphome, "esp/sensor/+/state",
+	    "esp/sensor/fridge", 1 },
+};
+
+/*
+ * topic.c goes back from a key to its topics: every key decoded by the
+ * tables is reached from a filter that is its own topic and from "#",
+ * never from another shard's prefix.
+ */
+static void
+check_reach_case(const char *table, size_t i, const struct tcase *c)
+{
+	struct payload_result	res;
+	struct source		s = *c->src;
+	size_t			len = c->len != 0 ? c->len : strlen(c->payload);
+	int			k, rc;
+
+	if (c->rc <= 0 || strpbrk(c->topic, "+#") != NULL)
+		return;
+	rc = payload_decode(c->src, c->topic, c->payload, len, NOW, &res);
+	for (k = 0; k < rc; k++) {
+		s.filter = c->topic;
+		ok(topic_source_reaches(&s, res.r[k].key),
+		    "reach %s %zu: %s from filter %s", table, i, res.r[k].key,
+		    c->topic);
+		s.filter = "#";
+		ok(topic_source_reaches(&s, res.r[k].key),
+		    "reach %s %zu: %s from #", table, i, res.r[k].key);
+		s.filter = "other-shard/#";
+		ok(!topic_source_reaches(&s, res.r[k].key),
+		    "reach %s %zu: %s not from other-shard/#", table, i,
+		    res.r[k].key);
+	}
+}
+
+static void
+check_reach(void)
+{
+	struct source	s = src_z2m;
+	struct conf	c;
+	size_t		t, i;
+
+	for (t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+		for (i = 0; i < tables[t].n; i++)
+			check_reach_case(tables[t].name, i,
+			    &tables[t].cases[i]);
+	}
+
+	for (i = 0; i < sizeof reach_cases / sizeof reach_cases[0]; i++) {
+		s = *reach_cases[i].src;
+		s.filter = reach_cases[i].filter;
+		is_int(topic_source_reaches(&s, reach_cases[i].key),
+		    reach_cases[i].want, "reach: %s (%s from %s)",
+		    reach_cases[i].name, reach_cases[i].key, s.filter);
+	}
+
+	memset(&c, 0, sizeof c);
+	ok(!topic_conf_reaches(&c, "zigbee2mqtt/fridge"),
+	    "reach: a config without sources reaches nothing");
+	s = src_z2m;
+	s.filter = "zigbee2mqtt/clinic-a/#";
+	c.sources = &s;
+	c.nsources = 1;
+	ok(topic_conf_reaches(&c, "zigbee2mqtt/clinic-a/fridge") &&
+	    !topic_conf_reaches(&c, "zigbee2mqtt/clinic-b/fridge"),
+	    "reach: a config reaches what its sources reach");
+}
+
 /* The fuzzer's first byte for a source: format, unit and preset. */
 static int
 fuzz_byte(const struct source *src)
@@ -940,5 +1043,6 @@ main(int argc, char **argv)
 	check_times();
 	check_labels();
 	check_reuse();
+	check_reach();
 	return (done_testing());
 }
