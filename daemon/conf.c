@@ -133,6 +133,7 @@ static const struct conf_key conf_keys[] = {
 	    C(alerts_escalate_after_ms), SEC, 0 },
 	{ SECTION_ALERTS, "repeat_every", CONF_DURATION,
 	    C(alerts_repeat_every_ms), SEC, 0 },
+	{ SECTION_ALERTS, "watch", CONF_SPECIAL, C(alerts_watch_own), 0, 0 },
 
 	{ SECTION_REMINDERS, "scan_interval", CONF_DURATION,
 	    C(reminders_scan_interval_ms), SEC, 0 },
@@ -616,6 +617,13 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 			c->smtp_tls_required = 0;
 		else
 			return ("must be required or none");
+	} else if (strcmp(k->name, "watch") == 0) {
+		if (strcmp(value, "own") == 0)
+			c->alerts_watch_own = 1;
+		else if (strcmp(value, "all") == 0)
+			c->alerts_watch_own = 0;
+		else
+			return ("must be all or own");
 	} else if (strcmp(k->name, "from") == 0) {
 		if (strpbrk(value, "\r\n") != NULL || strchr(value, '@') == NULL)
 			return ("must be an address such as "

@@ -91,6 +91,7 @@ struct conf {
 	/* [alerts] */
 	int64_t		 alerts_escalate_after_ms;
 	int64_t		 alerts_repeat_every_ms;
+	int		 alerts_watch_own;	/* only what [source]s deliver */
 
 	/* [reminders] */
 	int64_t		 reminders_scan_interval_ms;

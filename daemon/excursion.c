@@ -574,10 +574,10 @@ exc_detach(struct excursion *ex, struct exc_sensor *es, int64_t now)
 }
 
 /*
- * One row of the load: keep, restore or detach its sensor. A sensor that
- * none of our [source] filters can deliver belongs to another daemon
- * (sharding, docs/SCALING.md): we neither judge its silence nor close
- * its rows. Returns 0, or -1 for such a sensor.
+ * One row of the load: keep, restore or detach its sensor. With [alerts]
+ * watch = own, a sensor that none of our [source] filters can deliver
+ * belongs to another daemon (sharding, docs/SCALING.md): we neither judge
+ * its silence nor close its rows. Returns 0, or -1 for such a sensor.
  */
 static int
 exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
@@ -590,7 +590,8 @@ exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
 	struct rules_limits	 lim;
 
 	es = exc_map_find(old, key, h);
-	if (!topic_conf_reaches(ex->vw->conf, key)) {
+	if (ex->vw->conf->alerts_watch_own &&
+	    !topic_conf_reaches(ex->vw->conf, key)) {
 		if (es != NULL) {
 			exc_map_remove(old, es);
 			exc_sensor_free(es);
@@ -637,10 +638,11 @@ exc_load_done(struct excursion *ex, const PGresult *res)
 	log_info("excursions: watching %zu sensor%s", ex->map.count,
 	    ex->map.count == 1 ? "" : "s");
 	if (nother > 0)
-		log_info("excursions: %d assigned sensor%s (such as %s) match%s "
-		    "no [source] filter of this daemon: left to the daemons "
-		    "that receive %s", nother, nother == 1 ? "" : "s",
-		    PQgetvalue(res, other, COL_KEY), nother == 1 ? "es" : "",
+		log_info("excursions: watch = own: %d assigned sensor%s (such "
+		    "as %s) match%s no [source] filter of this daemon and %s "
+		    "left to the daemons that receive %s", nother,
+		    nother == 1 ? "" : "s", PQgetvalue(res, other, COL_KEY),
+		    nother == 1 ? "es" : "", nother == 1 ? "is" : "are",
 		    nother == 1 ? "it" : "them");
 	if (!ex->loaded) {
 		ex->loaded = 1;

@@ -1,119 +1,130 @@
 /*
  * topic.c: from a sensor key back to the topics it comes from, so that
- * a daemon sharded by topic filters (docs/SCALING.md) judges only the
- * sensors it can hear. The inverse of the key rules of payload.c.
+ * a daemon sharded by topic filters ([alerts] watch = own,
+ * docs/SCALING.md) judges only the sensors it can hear. The inverse of
+ * the key rules of payload.c; when in doubt, a key is reached.
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mosquitto.h>
 
-#include "payload.h"
 #include "topic.h"
+#include "xmalloc.h"
 
-#define TOPIC_CANDIDATES	2
-
-/* Whether the filter matches topic (a candidate that does not fit: no). */
+/* Whether the filter matches topic, the len bytes at t then suffix. */
 static int
-topic_matches(const char *filter, const char *topic)
+topic_matches(const char *filter, const char *t, size_t len,
+    const char *suffix)
 {
-	bool	result = false;
+	char	*topic;
+	bool	 result = false;
 
-	if (topic[0] == '\0' ||
-	    mosquitto_topic_matches_sub(filter, topic, &result) !=
-	    MOSQ_ERR_SUCCESS)
+	if (len == 0)
 		return (0);
+	xasprintf(&topic, "%.*s%s", (int)len, t, suffix);
+	if (mosquitto_topic_matches_sub(filter, topic, &result) !=
+	    MOSQ_ERR_SUCCESS)
+		result = false;
+	free(topic);
 	return (result);
+}
+
+/* tasmota: <topic>/<object name>, the name may itself hold slashes. */
+static int
+topic_tasmota(const char *filter, const char *key)
+{
+	const char	*p;
+
+	for (p = strchr(key, '/'); p != NULL; p = strchr(p + 1, '/')) {
+		if (topic_matches(filter, key, p - key, ""))
+			return (1);
+	}
+	return (0);
+}
+
+/* shelly gen2: <prefix>/temperature:<n> from .../status/... or events. */
+static int
+topic_shelly_gen2(const char *filter, const char *key)
+{
+	const char	*last = strrchr(key, '/');
+	char		*status;
+	int		 rc;
+
+	if (last == NULL || strncmp(last + 1, "temperature:", 12) != 0)
+		return (0);
+	xasprintf(&status, "/status/%s", last + 1);
+	rc = topic_matches(filter, key, last - key, status) ||
+	    topic_matches(filter, key, last - key, "/events/rpc");
+	free(status);
+	return (rc);
 }
 
 /*
  * ttn keys drop the tenant: v3/<app>/devices/<dev> comes from
- * v3/<app>[@tenant]/devices/<dev>/up. A filter that names the tenant
- * (v3/app@tenant/...) gives it back.
+ * v3/<app>[@tenant]/devices/<dev>/up. A filter whose second level names
+ * the tenant (v3/app@tenant/...) gives it back.
  */
-static void
-topic_ttn(const char *filter, const char *key, char *t0, char *t1,
-    size_t size)
+static int
+topic_ttn(const char *filter, const char *key)
 {
-	const char	*app, *slash, *at, *flevel, *fend;
-	size_t		 applen;
+	const char	*app, *rest, *level, *end, *at;
+	char		*topic;
+	bool		 result = false;
 
-	snprintf(t0, size, "%s/up", key);
-	if (strncmp(key, "v3/", 3) != 0 || strncmp(filter, "v3/", 3) != 0)
-		return;
-	app = key + 3;
-	if ((slash = strchr(app, '/')) == NULL)
-		return;
-	applen = slash - app;
-	flevel = filter + 3;
-	if ((fend = strchr(flevel, '/')) == NULL)
-		fend = flevel + strlen(flevel);
-	at = memchr(flevel, '@', fend - flevel);
-	if (at == NULL || (size_t)(at - flevel) != applen ||
-	    memcmp(flevel, app, applen) != 0)
-		return;
-	snprintf(t1, size, "v3/%.*s%s/up", (int)(fend - flevel), flevel,
-	    slash);
-}
-
-/* The topics of the source's format that give key; "" when none. */
-static void
-topic_candidates(const struct source *src, const char *key,
-    char t[TOPIC_CANDIDATES][PAYLOAD_KEY_MAX + 32])
-{
-	const size_t	 size = PAYLOAD_KEY_MAX + 32;
-	const char	*last;
-
-	t[0][0] = t[1][0] = '\0';
-	last = strrchr(key, '/');
-	switch (src->format) {
-	case FORMAT_ZIGBEE2MQTT:
-		snprintf(t[0], size, "%s", key);
-		snprintf(t[1], size, "%s/availability", key);
-		break;
-	case FORMAT_TASMOTA:		/* <topic>/<object name> */
-		if (last != NULL && last != key)
-			snprintf(t[0], size, "%.*s", (int)(last - key), key);
-		break;
-	case FORMAT_SHELLY:
-		snprintf(t[0], size, "%s/sensor/temperature", key);
-		snprintf(t[1], size, "%s/sensor/battery", key);
-		break;
-	case FORMAT_SHELLY_GEN2:	/* <prefix>/temperature:<n> */
-		if (last == NULL || last == key ||
-		    strncmp(last + 1, "temperature:", 12) != 0)
-			break;
-		snprintf(t[0], size, "%.*s/status/%s", (int)(last - key), key,
-		    last + 1);
-		snprintf(t[1], size, "%.*s/events/rpc", (int)(last - key), key);
-		break;
-	case FORMAT_ESPHOME:
-	case FORMAT_HOMEASSISTANT:
-	case FORMAT_NUMBER:
-		snprintf(t[0], size, "%s/state", key);
-		snprintf(t[1], size, "%s", key);
-		break;
-	case FORMAT_TTN:
-		topic_ttn(src->filter, key, t[0], t[1], size);
-		break;
-	case FORMAT_JSON:
-		snprintf(t[0], size, "%s", key);
-		break;
-	}
+	if (topic_matches(filter, key, strlen(key), "/up"))
+		return (1);
+	if (strncmp(key, "v3/", 3) != 0 ||
+	    (rest = strchr(app = key + 3, '/')) == NULL ||
+	    (level = strchr(filter, '/')) == NULL)
+		return (0);
+	level++;
+	if ((end = strchr(level, '/')) == NULL)
+		end = level + strlen(level);
+	if ((at = memchr(level, '@', end - level)) == NULL ||
+	    at - level != rest - app || memcmp(level, app, at - level) != 0)
+		return (0);
+	xasprintf(&topic, "v3/%.*s%s/up", (int)(end - level), level, rest);
+	if (mosquitto_topic_matches_sub(filter, topic, &result) !=
+	    MOSQ_ERR_SUCCESS)
+		result = false;
+	free(topic);
+	return (result);
 }
 
 int
 topic_source_reaches(const struct source *src, const char *key)
 {
-	char	t[TOPIC_CANDIDATES][PAYLOAD_KEY_MAX + 32];
-	int	i;
+	const char	*f = src->filter;
+	size_t		 len = strlen(key);
 
-	topic_candidates(src, key, t);
-	for (i = 0; i < TOPIC_CANDIDATES; i++) {
-		if (topic_matches(src->filter, t[i]))
-			return (1);
+	switch (src->format) {
+	case FORMAT_ZIGBEE2MQTT:
+		return (topic_matches(f, key, len, "") ||
+		    topic_matches(f, key, len, "/availability"));
+	case FORMAT_TASMOTA:
+		return (topic_tasmota(f, key));
+	case FORMAT_SHELLY:
+		return (topic_matches(f, key, len, "/sensor/temperature") ||
+		    topic_matches(f, key, len, "/sensor/battery"));
+	case FORMAT_SHELLY_GEN2:
+		return (topic_shelly_gen2(f, key));
+	case FORMAT_ESPHOME:
+	case FORMAT_HOMEASSISTANT:
+	case FORMAT_NUMBER:
+		return (topic_matches(f, key, len, "/state") ||
+		    topic_matches(f, key, len, ""));
+	case FORMAT_TTN:
+		return (topic_ttn(f, key));
+	case FORMAT_JSON:
+		return (topic_matches(f, key, len, ""));
 	}
-	return (0);
+	return (1);
 }
 
 int

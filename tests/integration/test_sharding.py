@@ -39,11 +39,12 @@ def setup_clinic(db, feed, offline_after="30 minutes"):
     return clinic
 
 
-def start(daemon, secret, topic, **sections):
+def start(daemon, secret, topic, watch="own", **sections):
     return daemon(overrides={"source z2m": {"topic": topic,
                                             "format": "zigbee2mqtt"}},
                   http={"secret_file": secret},
-                  alerts={"escalate_after": "1h", "repeat_every": "2h"},
+                  alerts={"escalate_after": "1h", "repeat_every": "2h",
+                          "watch": watch},
                   reminders={"scan_interval": "1s",
                              "send_window": "00:00-24:00"},
                   **sections)
@@ -146,7 +147,8 @@ def test_sharded_and_pooled_daemons_store_and_send_once(
 
 def test_sharded_daemon_judges_only_its_own_sensors(
         daemon, db, mqtt_broker, secret):
-    """Each shard watches the sensors its filter can deliver: clinic b's
+    """With watch = own, each shard watches the sensors its filter can
+    deliver: clinic b's
     sensor, heard only by daemon b, is not offline to daemon a, while a
     silent sensor of clinic a goes offline once, raised by daemon a."""
     clinics = {feed: setup_clinic(db, feed, offline_after="4 seconds")
@@ -168,6 +170,28 @@ def test_sharded_daemon_judges_only_its_own_sensors(
                    " where e.kind = 'offline'")
     assert offline == [{"key": "zigbee2mqtt/clinic-a/silent"}]
     (a,), (b,) = groups["clinic-a"], groups["clinic-b"]
-    assert "1 assigned sensor (such as zigbee2mqtt/clinic-b/sensor-0) " \
-        "matches no [source] filter of this daemon" in a.log_text()
+    assert "watch = own: 1 assigned sensor (such as " \
+        "zigbee2mqtt/clinic-b/sensor-0) matches no [source] filter of " \
+        "this daemon" in a.log_text()
     assert "2 assigned sensors (such as zigbee2mqtt/clinic-a/" in b.log_text()
+
+
+def test_default_watch_alarms_a_sensor_no_filter_delivers(
+        daemon, db, mqtt_broker, secret):
+    """With watch = all (the default), a daemon also watches an assigned
+    sensor none of its filters can deliver: a key typed wrong, or a filter
+    narrowed, still ends in an offline alarm, not in silence."""
+    for feed in ("clinic-a", "clinic-b"):
+        setup_clinic(db, feed, offline_after="4 seconds")
+    groups = {"clinic-a": [start(daemon, secret, "zigbee2mqtt/clinic-a/#",
+                                 watch="all")]}
+    subscribed(mqtt_broker, groups)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        publish(mqtt_broker.port, [z2m("clinic-a", 0, now(), 5.0)])
+        time.sleep(1)
+    offline = rows(db, "select s.key from vialwatch.excursion e"
+                   " join vialwatch.sensor s on s.id = e.sensor_id"
+                   " where e.kind = 'offline'")
+    assert offline == [{"key": "zigbee2mqtt/clinic-b/sensor-0"}]
+    assert "watch = own" not in groups["clinic-a"][0].log_text()

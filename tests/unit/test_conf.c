@@ -72,6 +72,8 @@ static const struct {
 	    "2: keepalive: duration \"1s\" out of range" },
 	{ "bad number", "[mqtt]\nport = 99999\n",
 	    "2: port: bad number \"99999\" (1 to 65535)" },
+	{ "bad watch", "[alerts]\nwatch = mine\n",
+	    "2: watch: must be all or own" },
 	{ "bad level", "[daemon]\nlog_level = loud\n",
 	    "2: log_level: must be error, warning, info or debug" },
 	{ "missing topic", "[daemon]\n\n[source a]\nformat = json\n",
@@ -189,7 +191,8 @@ test_values(void)
 	    "unit = F\n"
 	    "[http]\nlisten = [::1]:9000\npublic_url = https://x.example/\n"
 	    "[hook sms]\ncommand = /usr/bin/sms --to \"+1 555\"\n"
-	    "events = excursion.open sensor.offline\ntimeout = 3s\n",
+	    "events = excursion.open sensor.offline\ntimeout = 3s\n"
+	    "[alerts]\nwatch = own\n",
 	    path, sizeof path, &cause);
 	if (!ok(c != NULL, "full config loads")) {
 		printf("#   %s\n", cause);
@@ -212,9 +215,26 @@ test_values(void)
 	is_str(c->hooks[0].events[1], "sensor.offline", "events");
 	is_int(c->hooks[0].timeout_ms, 3000, "hook timeout");
 	is_int(c->alerts_escalate_after_ms, 900000, "escalate_after default");
+	is_int(c->alerts_watch_own, 1, "watch = own");
 	is_str(c->reminders_template_dir, TEMPLATES, "template_dir");
 	ok(c->templates != NULL, "templates loaded with the config");
 	conf_free(c);
+	unlink(path);
+}
+
+/* Without [alerts] watch, a daemon judges every assigned sensor. */
+static void
+test_watch_default(void)
+{
+	struct conf	*c;
+	char		 path[64], *cause = NULL;
+
+	c = load("[source z]\ntopic = zigbee2mqtt/clinic-a/#\n"
+	    "format = zigbee2mqtt\n", path, sizeof path, &cause);
+	if (ok(c != NULL, "minimal config loads"))
+		is_int(c->alerts_watch_own, 0, "watch default: all");
+	conf_free(c);
+	free(cause);
 	unlink(path);
 }
 
@@ -307,6 +327,7 @@ main(void)
 	}
 	test_files();
 	test_values();
+	test_watch_default();
 	test_templates();
 
 	c = conf_load("/nonexistent/vialwatch.conf", &cause);

@@ -862,6 +862,9 @@ check_reuse(void)
 	is_str(res.detail, "", "reuse: no stale detail");
 }
 
+#define LONG_NAME \
+    "a-name-of-sixty-four-characters-to-make-keys-longer-than-usual--" \
+    "a-name-of-sixty-four-characters-to-make-keys-longer-than-usual--"
 /* Keys a sharded daemon's filter reaches, or not. */
 static const struct {
 	const char		*name;
@@ -898,6 +901,12 @@ static const struct {
 	    "clinic-a/+/events/rpc", "clinic-a/ht/humidity:0", 0 },
 	{ "esphome state topic", &src_esphome, "esp/sensor/+/state",
 	    "esp/sensor/fridge", 1 },
+	{ "tasmota object name with a slash", &src_tasmota, "tele/+/SENSOR",
+	    "tele/f1/SENSOR/A/B", 1 },
+	{ "ttn tenant under a + first level", &src_ttn,
+	    "+/vaccines@clinics/devices/+/up", "v3/vaccines/devices/probe-1", 1 },
+	{ "a key longer than any payload key", &src_z2m, "zigbee2mqtt/#",
+	    "zigbee2mqtt/" LONG_NAME LONG_NAME, 1 },
 };
 
 /*
