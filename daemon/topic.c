@@ -74,8 +74,8 @@ static int
 topic_ttn(const char *filter, const char *key)
 {
 	const char	*app, *rest, *level, *end, *at;
-	char		*topic;
-	bool		 result = false;
+	char		*prefix;
+	int		 rc;
 
 	if (topic_matches(filter, key, strlen(key), "/up"))
 		return (1);
@@ -89,12 +89,10 @@ topic_ttn(const char *filter, const char *key)
 	if ((at = memchr(level, '@', end - level)) == NULL ||
 	    at - level != rest - app || memcmp(level, app, at - level) != 0)
 		return (0);
-	xasprintf(&topic, "v3/%.*s%s/up", (int)(end - level), level, rest);
-	if (mosquitto_topic_matches_sub(filter, topic, &result) !=
-	    MOSQ_ERR_SUCCESS)
-		result = false;
-	free(topic);
-	return (result);
+	xasprintf(&prefix, "v3/%.*s%s", (int)(end - level), level, rest);
+	rc = topic_matches(filter, prefix, strlen(prefix), "/up");
+	free(prefix);
+	return (rc);
 }
 
 int

@@ -10,10 +10,10 @@ import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from psycopg.rows import dict_row
 
 from conftest import ctl_config
 from servers import run_ctl
+from test_excursions import insert, rows
 
 UTC = datetime.timezone.utc
 CHICAGO = ZoneInfo("America/Chicago")
@@ -24,19 +24,6 @@ MITTE = "Praxis Mitte"                  # Europe/Berlin
 
 
 # --- helpers --------------------------------------------------------------
-
-
-def insert(db, table, **columns):
-    cols = list(columns)
-    return db.execute(
-        f"insert into vialwatch.{table} ({', '.join(cols)}) "
-        f"values ({', '.join(['%s'] * len(cols))}) returning id",
-        list(columns.values())).fetchone()[0]
-
-
-def rows(db, query, params=()):
-    with db.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from conftest import SRCDIR, VIALWATCHD, migrate
 from servers import Mosquitto, render_config, run_ctl, wait_for
 
 from test_daemon import NotifySocket, needs_systemd
+from test_excursions import insert
 
 
 class NotifyRecorder(NotifySocket):
@@ -145,34 +146,26 @@ def test_watchdog_pid_of_the_daemon_means_pings(daemon, recorder, tmp_path):
 # --- vialwatchctl status ------------------------------------------------
 
 
-def add(db, table, **cols):
-    names = list(cols)
-    return db.execute(
-        f"insert into vialwatch.{table} ({', '.join(names)}) "
-        f"values ({', '.join(['%s'] * len(names))}) returning id",
-        list(cols.values())).fetchone()[0]
-
-
 def status_fixture(db):
     """Two clinics: an alarm nobody acknowledged, an acknowledged one, an
     ok fridge, an offline one and one without sensors."""
-    lake = add(db, "clinic", name="Lakeview Aesthetics",
+    lake = insert(db, "clinic", name="Lakeview Aesthetics",
                timezone="America/Chicago")
-    harbor = add(db, "clinic", name="Harbor Dermatology",
+    harbor = insert(db, "clinic", name="Harbor Dermatology",
                  timezone="Europe/Berlin")
     f = {
-        "vaccines": add(db, "fridge", clinic_id=lake, name="Vaccines",
+        "vaccines": insert(db, "fridge", clinic_id=lake, name="Vaccines",
                         kind="fridge"),
-        "botox": add(db, "fridge", clinic_id=lake, name="Botox",
+        "botox": insert(db, "fridge", clinic_id=lake, name="Botox",
                      kind="fridge"),
-        "fillers": add(db, "fridge", clinic_id=harbor, name="Fillers",
+        "fillers": insert(db, "fridge", clinic_id=harbor, name="Fillers",
                        kind="fridge"),
-        "spare": add(db, "fridge", clinic_id=harbor, name="Spare",
+        "spare": insert(db, "fridge", clinic_id=harbor, name="Spare",
                      kind="fridge"),
-        "empty": add(db, "fridge", clinic_id=harbor, name="Empty",
+        "empty": insert(db, "fridge", clinic_id=harbor, name="Empty",
                      kind="freezer"),
     }
-    s = {k: add(db, "sensor", key=f"zigbee2mqtt/{k}", fridge_id=f[k])
+    s = {k: insert(db, "sensor", key=f"zigbee2mqtt/{k}", fridge_id=f[k])
          for k in ("vaccines", "botox", "fillers", "spare")}
     for key, temps, minutes_ago in (("vaccines", [4.1, 4.3], 2),
                                     ("botox", [9.0, 9.4], 3),
@@ -183,12 +176,12 @@ def status_fixture(db):
                        "values (%s, now() - %s * interval '1 minute', %s)",
                        [s[key], minutes_ago + len(temps) - 1 - i, t])
     db.execute("update vialwatch.sensor set last_seen = now()")
-    high = add(db, "excursion", fridge_id=f["botox"], sensor_id=s["botox"],
+    high = insert(db, "excursion", fridge_id=f["botox"], sensor_id=s["botox"],
                kind="high", started_at="2026-01-01 00:00Z", peak_c=9.4)
     db.execute("update vialwatch.excursion set started_at = now() - "
                "interval '50 minutes', alarmed_at = now() - interval "
                "'20 minutes' where id = %s", [high])
-    low = add(db, "excursion", fridge_id=f["fillers"], sensor_id=s["fillers"],
+    low = insert(db, "excursion", fridge_id=f["fillers"], sensor_id=s["fillers"],
               kind="low", started_at="2026-01-01 00:00Z", peak_c=1.2)
     db.execute("update vialwatch.excursion set started_at = now() - "
                "interval '40 minutes', alarmed_at = now() - interval "
