@@ -31,6 +31,10 @@ int		 ctl_exec(struct ctl *, const char *);
 int		 ctl_parse_decision(const char *, const char *, int, char **,
 		     const char **, const char **);
 
+/* ctl-actor.c */
+char		*ctl_actor_os_user(void);
+long long	 ctl_actor(struct ctl *, const char *, const char *);
+
 /* ctl-migrate.c */
 int		 ctl_migrate(struct ctl *, int, char **);
 
