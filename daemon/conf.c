@@ -112,6 +112,8 @@ static const struct conf_key conf_keys[] = {
 	    64 * 1024, 1LL << 40 },
 	{ SECTION_DATABASE, "retention", CONF_DURATION, C(db_retention_ms),
 	    86400 * SEC, 0 },
+	{ SECTION_DATABASE, "retention_below_cdc_minimum", CONF_SPECIAL,
+	    C(db_retention_below_cdc), 0, 0 },
 
 	{ SECTION_SOURCE, "topic", CONF_SPECIAL, S(topic), 0, 0 },
 	{ SECTION_SOURCE, "format", CONF_SPECIAL, S(format), 0, 0 },
@@ -134,6 +136,10 @@ static const struct conf_key conf_keys[] = {
 	{ SECTION_ALERTS, "repeat_every", CONF_DURATION,
 	    C(alerts_repeat_every_ms), SEC, 0 },
 	{ SECTION_ALERTS, "watch", CONF_SPECIAL, C(alerts_watch_own), 0, 0 },
+	{ SECTION_ALERTS, "keep_notifications", CONF_DURATION,
+	    C(alerts_keep_notifications_ms), 86400 * SEC, 0 },
+	{ SECTION_ALERTS, "daemon_silent_after", CONF_DURATION,
+	    C(alerts_daemon_silent_after_ms), 5 * SEC, 0 },
 
 	{ SECTION_REMINDERS, "scan_interval", CONF_DURATION,
 	    C(reminders_scan_interval_ms), SEC, 0 },
@@ -624,6 +630,13 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 			c->alerts_watch_own = 0;
 		else
 			return ("must be all or own");
+	} else if (strcmp(k->name, "retention_below_cdc_minimum") == 0) {
+		if (strcmp(value, "yes") == 0)
+			c->db_retention_below_cdc = 1;
+		else if (strcmp(value, "no") == 0)
+			c->db_retention_below_cdc = 0;
+		else
+			return ("must be yes or no");
 	} else if (strcmp(k->name, "from") == 0) {
 		if (strpbrk(value, "\r\n") != NULL || strchr(value, '@') == NULL)
 			return ("must be an address such as "
@@ -923,6 +936,29 @@ conf_check_mqtt(struct conf_parse *p)
 		    "tls_ca_file (TLS)");
 }
 
+/*
+ * A retention under the CDC's 3 years for temperature logs must be asked
+ * for twice; reported at the line of [database].
+ */
+static void
+conf_check_retention(struct conf_parse *p)
+{
+	struct conf	*c = p->conf;
+	int		 i, line = 0;
+
+	for (i = 0; i < p->nheaders; i++) {
+		if (p->headers[i].kind == SECTION_DATABASE)
+			line = p->headers[i].line;
+	}
+	if (line == 0 || c->db_retention_ms >= CONF_CDC_RETENTION_MS ||
+	    c->db_retention_below_cdc)
+		return;
+	conf_error(p, line, "[database] retention of %lld days is below the "
+	    "CDC's minimum of 3 years for temperature logs: set "
+	    "retention_below_cdc_minimum = yes as well if that is meant",
+	    (long long)(c->db_retention_ms / (86400 * SEC)));
+}
+
 /* Defaults from the SPEC, applied before the file is read. */
 static void
 conf_defaults(struct conf *c)
@@ -948,6 +984,8 @@ conf_defaults(struct conf *c)
 	c->http_public_url = xstrdup("http://127.0.0.1:8470");
 	c->alerts_escalate_after_ms = 15 * 60 * SEC;
 	c->alerts_repeat_every_ms = 30 * 60 * SEC;
+	c->alerts_keep_notifications_ms = 400 * 86400 * SEC;
+	c->alerts_daemon_silent_after_ms = 5 * 60 * SEC;
 	c->reminders_scan_interval_ms = 60 * SEC;
 	c->reminders_window_start = 9 * 60;
 	c->reminders_window_end = 18 * 60;
@@ -1021,6 +1059,7 @@ conf_load(const char *path, char **cause)
 	fclose(p.f);
 	conf_check_headers(&p);
 	conf_check_mqtt(&p);
+	conf_check_retention(&p);
 	conf_finish(c);
 	c->hooks_json = conf_hooks_json(c);
 

@@ -21,6 +21,9 @@ enum payload_format {
 };
 #define FORMAT_COUNT (FORMAT_JSON + 1)
 
+/* The CDC's minimum for temperature logs: 3 years. */
+#define CONF_CDC_RETENTION_MS	(3 * 365 * 86400 * 1000LL)
+
 /* A [source NAME] section: one MQTT feed. */
 struct source {
 	char			*name;
@@ -69,6 +72,7 @@ struct conf {
 	int64_t		 db_batch_max_delay_ms;
 	int64_t		 db_max_pending;	/* bytes held in memory */
 	int64_t		 db_retention_ms;	/* readings kept; retention.c */
+	int		 db_retention_below_cdc;	/* < 3 years allowed */
 
 	/* [source NAME] */
 	struct source	*sources;
@@ -92,6 +96,8 @@ struct conf {
 	int64_t		 alerts_escalate_after_ms;
 	int64_t		 alerts_repeat_every_ms;
 	int		 alerts_watch_own;	/* only what [source]s deliver */
+	int64_t		 alerts_keep_notifications_ms;	/* archive.c */
+	int64_t		 alerts_daemon_silent_after_ms;	/* heartbeat.c */
 
 	/* [reminders] */
 	int64_t		 reminders_scan_interval_ms;

@@ -1,8 +1,11 @@
 /*
  * vialwatchctl partitions: the month partitions of vialwatch.reading, how
  * many rows each holds (the planner's estimate) and until when [database]
- * retention keeps it; with --apply, first the maintenance the daemon runs
- * daily (sql/008_retention.sql): partitions made ahead, old ones dropped.
+ * retention keeps it; with --apply, first the maintenance
+ * (sql/010_staying_loud.sql): partitions made ahead, and old ones dropped
+ * once a day has passed since they were first found past the retention
+ * (by the daemon, or by an earlier --apply); until then they are listed
+ * as expiring.  Only an admin's role may drop.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -31,9 +34,10 @@ static const char partitions_sql[] =
     " order by is_default, lower_bound, name";
 
 static const char maintain_sql[] =
-    "select action, partition, month from"
-    " vialwatch.reading_partitions_maintain(" PARTITIONS_RETENTION
-    ", $2::integer)";
+    "select action, partition, month,"
+    " to_char(drop_after at time zone 'UTC', 'YYYY-MM-DD HH24:MI')"
+    " from vialwatch.reading_partitions_maintain(" PARTITIONS_RETENTION
+    ", $2::integer, true)";
 
 /* Run the maintenance and print what it did; 0 or -1 (reported). */
 static int
@@ -48,9 +52,16 @@ partitions_apply(struct ctl *ctl, const char *const *params)
 	if (res == NULL)
 		return (-1);
 	n = PQntuples(res);
-	for (i = 0; i < n; i++)
-		printf("%s partition %s (%s)\n", PQgetvalue(res, i, 0),
-		    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+	for (i = 0; i < n; i++) {
+		if (strcmp(PQgetvalue(res, i, 0), "expiring") == 0)
+			printf("expiring partition %s (%s): past the "
+			    "retention, dropped by --apply from %s UTC\n",
+			    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			    PQgetvalue(res, i, 3));
+		else
+			printf("%s partition %s (%s)\n", PQgetvalue(res, i, 0),
+			    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+	}
 	if (n == 0)
 		printf("partitions up to date: nothing created or dropped\n");
 	PQclear(res);

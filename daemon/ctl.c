@@ -63,6 +63,9 @@ static const struct ctl_command ctl_commands[] = {
 	{ "partitions", "[--apply]",
 	    "list the reading partitions; --apply: make ahead, drop expired",
 	    0, 1, ctl_partitions },
+	{ "watchdog", "[--json] [--forget NAME]",
+	    "email the admins about silent daemons (for cron or a timer)",
+	    0, 3, ctl_watchdog },
 };
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 

@@ -23,9 +23,11 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "archive.h"
 #include "conf.h"
 #include "db.h"
 #include "excursion.h"
+#include "heartbeat.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -227,6 +229,8 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	outbox_reconfigure(vw->outbox, old);
 	reminder_reconfigure(vw->reminder, old);
 	retention_reconfigure(vw->retention, old);
+	archive_reconfigure(vw->archive, old);
+	heartbeat_reconfigure(vw->heartbeat, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
@@ -380,6 +384,8 @@ main(int argc, char **argv)
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
 	vw.retention = retention_new(&vw);
+	vw.archive = archive_new(&vw);
+	vw.heartbeat = heartbeat_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -397,11 +403,15 @@ main(int argc, char **argv)
 	outbox_start(vw.outbox);
 	reminder_start(vw.reminder);
 	retention_start(vw.retention);
+	archive_start(vw.archive);
+	heartbeat_start(vw.heartbeat);
 
 	event_base_loop(vw.base, 0);
 
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
+	heartbeat_free(vw.heartbeat);
+	archive_free(vw.archive);
 	retention_free(vw.retention);
 	reminder_free(vw.reminder);
 	outbox_free(vw.outbox);

@@ -4,8 +4,10 @@
  * sql/006_outbox.sql); this sends them.
  *
  * Due rows are claimed with vialwatch.notification_claim(), which takes
- * them FOR UPDATE SKIP LOCKED and leases them: another daemon on the same
- * database skips them until the lease runs out.  Each is sent, by SMTP
+ * them FOR UPDATE SKIP LOCKED, most urgent first (alarms before warnings
+ * before reminders), and leases them: another daemon on the same
+ * database skips them until the lease runs out.  Emails and hooks have
+ * in-flight slots of their own, so that hung hooks never hold an email.  Each is sent, by SMTP
  * (smtp.c) or by running a hook (hook.c), and its outcome is written with
  * vialwatch.notification_done(): sent, or failed and due again after an
  * exponential backoff with jitter, or dead after OUTBOX_ATTEMPTS_MAX
@@ -47,7 +49,8 @@
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
-#define OUTBOX_INFLIGHT_MAX	8	/* sends at once */
+#define OUTBOX_INFLIGHT_MAX	8	/* emails at once */
+#define OUTBOX_HOOKS_MAX	8	/* hooks at once, beside the emails */
 #define OUTBOX_ATTEMPTS_MAX	20	/* then dead: about 4 h of retries */
 #define OUTBOX_PERMANENT_MAX	3	/* attempts at a 5xx answer */
 #define OUTBOX_RETRY_MIN_MS	5000
@@ -85,16 +88,24 @@ struct outbox_result {
 };
 TAILQ_HEAD(outbox_results, outbox_result);
 
+/* The claim of one kind of channel: emails, or hooks. */
+struct outbox_claim {
+	struct outbox		*ob;
+	int			 kind;
+	int			 claiming;
+	int			 again;		/* claim once more after */
+};
+
 struct outbox {
 	struct vialwatchd	*vw;
 	struct pgconn		*pc;
 	struct smtp		*smtp;
 	struct outbox_sends	 sends;
 	int			 nsends;
+	int			 nkind[OUTBOX_CHANNELS];	/* sends by kind */
 	struct outbox_results	 results;
 	int			 nresults;
-	int			 claiming;
-	int			 again;		/* claim once more after */
+	struct outbox_claim	 claims[OUTBOX_CHANNELS];
 	int			 escalating;
 	int			 counting;
 	int			 draining;
@@ -158,19 +169,26 @@ outbox_string(struct evbuffer *b)
 	return (s);
 }
 
-/* The channels this daemon sends: email and its hooks, a text[] literal. */
+/*
+ * The channels of a kind this daemon sends, a text[] literal: "email", or
+ * its hooks; NULL for hooks when it has none.
+ */
 static char *
-outbox_channels(const struct conf *c)
+outbox_channels(const struct conf *c, int kind)
 {
 	struct evbuffer	*b;
 	const char	*p;
 	int		 i;
 
+	if (kind == OUTBOX_EMAIL)
+		return (xstrdup("{\"email\"}"));
+	if (c->nhooks == 0)
+		return (NULL);
 	if ((b = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
-	evbuffer_add_printf(b, "{\"email\"");
+	evbuffer_add(b, "{", 1);
 	for (i = 0; i < c->nhooks; i++) {
-		evbuffer_add_printf(b, ",\"hook:");
+		evbuffer_add_printf(b, "%s\"hook:", i > 0 ? "," : "");
 		for (p = c->hooks[i].name; *p != '\0'; p++) {
 			if (*p == '"' || *p == '\\')
 				evbuffer_add(b, "\\", 1);
@@ -405,6 +423,7 @@ outbox_finish(struct outbox_send *s, const char *error, int permanent)
 	ob->nresults++;
 	TAILQ_REMOVE(&ob->sends, s, entry);
 	ob->nsends--;
+	ob->nkind[s->kind]--;
 	free(s);
 	outbox_write_results(ob);
 	outbox_claim(ob);
@@ -442,13 +461,15 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 	s->attempts = (int)pgconn_int(res, i, 5);
 	s->age_s = pgconn_double(res, i, 9);
 	s->claimed_ms = vw_mono_ms();
+	s->kind = strncmp(channel, "hook:", 5) == 0 ? OUTBOX_HOOK :
+	    OUTBOX_EMAIL;
 	TAILQ_INSERT_TAIL(&ob->sends, s, entry);
 	ob->nsends++;
+	ob->nkind[s->kind]++;
 	if (body == NULL)
 		body = "";
 
 	if (strcmp(channel, "email") == 0) {
-		s->kind = OUTBOX_EMAIL;
 		snprintf(mid, sizeof mid, "notification-%lld",
 		    (long long)s->id);
 		memset(&m, 0, sizeof m);
@@ -482,8 +503,7 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 		}
 		if (rc != 0 && cause == NULL)
 			cause = xstrdup("the mail could not be started");
-	} else if (strncmp(channel, "hook:", 5) == 0) {
-		s->kind = OUTBOX_HOOK;
+	} else if (s->kind == OUTBOX_HOOK) {
 		for (j = 0; j < c->nhooks; j++) {
 			if (strcmp(c->hooks[j].name, channel + 5) == 0)
 				break;
@@ -505,8 +525,9 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 static void
 outbox_on_claimed(const PGresult *res, void *arg)
 {
-	struct outbox	*ob = arg;
-	int		 i, n;
+	struct outbox_claim	*cl = arg;
+	struct outbox		*ob = cl->ob;
+	int			 i, n;
 
 	/*
 	 * Still claiming while dispatching: a send that fails at once must
@@ -522,18 +543,18 @@ outbox_on_claimed(const PGresult *res, void *arg)
 		for (i = 0; i < n; i++)
 			outbox_dispatch(ob, res, i);
 	}
-	ob->claiming = 0;
+	cl->claiming = 0;
 	if (ob->draining)
 		vw_drained(ob->vw);
-	else if (ob->again && res != NULL) {
-		ob->again = 0;
+	else if (cl->again && res != NULL) {
+		cl->again = 0;
 		outbox_claim(ob);
 	}
 }
 
-/* Claim as many due rows as there is room for. */
+/* Claim as many due rows of a kind as there is room for. */
 static void
-outbox_claim(struct outbox *ob)
+outbox_claim_kind(struct outbox *ob, struct outbox_claim *cl, int room)
 {
 	static const char	 sql[] = "select * from "
 	    "vialwatch.notification_claim($1, $2::interval, $3::text[], "
@@ -542,16 +563,16 @@ outbox_claim(struct outbox *ob)
 	const char		*p[6];
 	char			 limit[16], lease[48], *channels;
 	char			 start[16], end[16], now[32];
-	int			 room = OUTBOX_INFLIGHT_MAX - ob->nsends;
 
 	if (ob->draining || !pgconn_up(ob->pc) || room <= 0)
 		return;
-	if (ob->claiming) {
-		ob->again = 1;
+	if (cl->claiming) {
+		cl->again = 1;
 		return;
 	}
+	if ((channels = outbox_channels(c, cl->kind)) == NULL)
+		return;
 	snprintf(limit, sizeof limit, "%d", room);
-	channels = outbox_channels(c);
 	p[0] = limit;
 	p[1] = outbox_interval(lease, sizeof lease, outbox_lease_ms(c));
 	p[2] = channels;
@@ -565,9 +586,19 @@ outbox_claim(struct outbox *ob)
 	p[3] = c->http_secret != NULL ? start : NULL;
 	p[4] = end;
 	p[5] = now;
-	if (pgconn_query(ob->pc, sql, 6, p, outbox_on_claimed, ob) == 0)
-		ob->claiming = 1;
+	if (pgconn_query(ob->pc, sql, 6, p, outbox_on_claimed, cl) == 0)
+		cl->claiming = 1;
 	free(channels);
+}
+
+/* Claim emails and hooks, each into its own free slots. */
+static void
+outbox_claim(struct outbox *ob)
+{
+	outbox_claim_kind(ob, &ob->claims[OUTBOX_EMAIL],
+	    OUTBOX_INFLIGHT_MAX - ob->nkind[OUTBOX_EMAIL]);
+	outbox_claim_kind(ob, &ob->claims[OUTBOX_HOOK],
+	    OUTBOX_HOOKS_MAX - ob->nkind[OUTBOX_HOOK]);
 }
 
 static void
@@ -712,6 +743,8 @@ outbox_new(struct vialwatchd *vw)
 	TAILQ_INIT(&ob->sends);
 	TAILQ_INIT(&ob->results);
 	for (k = 0; k < OUTBOX_CHANNELS; k++) {
+		ob->claims[k].ob = ob;
+		ob->claims[k].kind = k;
 		for (st = 0; st < OUTBOX_STATES; st++)
 			ob->backlog[k][st] = -1;
 	}
@@ -759,7 +792,8 @@ outbox_drain(struct outbox *ob)
 int
 outbox_pending(const struct outbox *ob)
 {
-	return (ob->nsends + ob->nresults + ob->claiming);
+	return (ob->nsends + ob->nresults + ob->claims[OUTBOX_EMAIL].claiming +
+	    ob->claims[OUTBOX_HOOK].claiming);
 }
 
 int64_t

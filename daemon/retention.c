@@ -1,11 +1,13 @@
 /*
- * Retention of the readings: at start and then daily this runs
- * vialwatch.reading_partitions_maintain() (sql/008_retention.sql) on a
- * connection of its own.  That one statement creates the month partitions
- * of vialwatch.reading up to RETENTION_AHEAD_MONTHS ahead and drops those
- * whose whole month ended more than [database] retention ago; it takes an
- * advisory lock, so several daemons may run it at once.  What it did is
- * logged; a failure is tried again an hour later.
+ * Retention of the readings: at start, on a reload and then daily this
+ * runs vialwatch.reading_partitions_ahead() (sql/010_staying_loud.sql) on
+ * a connection of its own.  That one statement creates the month
+ * partitions of vialwatch.reading up to RETENTION_AHEAD_MONTHS ahead and
+ * notes those whose whole month ended more than [database] retention ago;
+ * it takes an advisory lock, so several daemons may run it at once.  The
+ * daemon never drops a partition: vialwatchctl partitions --apply, run by
+ * an admin, does, a day after it was first noted.  What it did and what is
+ * expiring is logged; a failure is tried again an hour later.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -13,6 +15,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -26,8 +29,6 @@
 
 #define RETENTION_EVERY_S	86400
 #define RETENTION_RETRY_S	3600
-/* The CDC's minimum for temperature logs: 3 years. */
-#define RETENTION_CDC_MS	(3 * 365 * 86400 * 1000LL)
 
 struct retention {
 	struct vialwatchd	*vw;
@@ -52,7 +53,7 @@ retention_timer(struct retention *rt, int s)
 static void
 retention_check(const struct conf *c)
 {
-	if (c->db_retention_ms < RETENTION_CDC_MS)
+	if (c->db_retention_ms < CONF_CDC_RETENTION_MS)
 		log_warnx("retention: [database] retention is %lld days, "
 		    "below the CDC's minimum of 3 years for temperature logs",
 		    (long long)(c->db_retention_ms / 86400000));
@@ -75,10 +76,17 @@ retention_on_done(const PGresult *res, void *arg)
 		return;
 	}
 	n = PQntuples(res);
-	for (i = 0; i < n; i++)
-		log_info("retention: %s partition %s (%s)",
-		    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-		    PQgetvalue(res, i, 2));
+	for (i = 0; i < n; i++) {
+		if (strcmp(PQgetvalue(res, i, 0), "expiring") == 0)
+			log_warnx("retention: partition %s (%s) is past "
+			    "[database] retention; vialwatchctl partitions "
+			    "--apply drops it from %s", PQgetvalue(res, i, 1),
+			    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+		else
+			log_info("retention: %s partition %s (%s)",
+			    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+			    PQgetvalue(res, i, 2));
+	}
 	if (n == 0)
 		log_debug("retention: reading partitions up to date");
 	retention_timer(rt, RETENTION_EVERY_S);
@@ -97,8 +105,9 @@ retention_run(struct retention *rt)
 	snprintf(ahead, sizeof ahead, "%d", RETENTION_AHEAD_MONTHS);
 	p[0] = ms;
 	p[1] = ahead;
-	if (pgconn_query(rt->pc, "select action, partition, month from "
-	    "vialwatch.reading_partitions_maintain("
+	if (pgconn_query(rt->pc, "select action, partition, month, "
+	    "to_char(drop_after at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || "
+	    "' UTC' from vialwatch.reading_partitions_ahead("
 	    "$1::bigint * interval '1 millisecond', $2::integer)", 2, p,
 	    retention_on_done, rt) == 0)
 		rt->busy = 1;

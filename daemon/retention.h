@@ -1,4 +1,4 @@
-/* retention.c: partitions of vialwatch.reading made ahead, old ones dropped. */
+/* retention.c: partitions of vialwatch.reading made ahead, old ones noted. */
 #ifndef RETENTION_H
 #define RETENTION_H
 
@@ -11,7 +11,7 @@ struct retention;
 
 struct retention *retention_new(struct vialwatchd *);
 void		  retention_start(struct retention *);
-/* A reload: a new retention or conninfo; a new retention runs at once. */
+/* A reload: a new retention or conninfo; a new retention is noted at once. */
 void		  retention_reconfigure(struct retention *, const struct conf *);
 void		  retention_free(struct retention *);
 

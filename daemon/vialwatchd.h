@@ -27,6 +27,8 @@ struct vialwatchd {
 	struct outbox		*outbox;
 	struct reminder		*reminder;
 	struct retention	*retention;
+	struct archive		*archive;
+	struct heartbeat	*heartbeat;
 	int			 stopping;
 };
 
