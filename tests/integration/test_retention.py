@@ -1,8 +1,11 @@
-"""Retention of vialwatch.reading (sql/008_retention.sql): month partitions
-made ahead, and those wholly older than [database] retention detached and
-dropped, by the daemon at start (logging what it did) and by vialwatchctl
-partitions --apply.  The month straddling the boundary is kept, the rows of
-kept months are intact and reading_default is never dropped.
+"""Retention of vialwatch.reading (sql/008_retention.sql,
+sql/010_staying_loud.sql): month partitions made ahead by the daemon and by
+vialwatchctl partitions --apply; those wholly older than [database]
+retention are first noted as expiring (and logged), and detached and
+dropped only by --apply, an admin's command, a day after.  The month
+straddling the boundary is kept, the rows of kept months are intact and
+reading_default is never dropped.  A retention under 3 years needs
+retention_below_cdc_minimum = yes.
 
 Each test works on a database of its own, migrated by vialwatchctl, so that
 the shared "vialwatch" database keeps its partitions.
@@ -10,7 +13,9 @@ the shared "vialwatch" database keeps its partitions.
 
 import datetime
 import itertools
+import os
 import re
+import subprocess
 
 import psycopg
 import pytest
@@ -109,10 +114,11 @@ def check_after(pg, name, facts):
         ).fetchone()[0] == 1
 
 
-def ctl_conf(pg, name, path, retention="400d"):
+def ctl_conf(pg, name, path, retention="400d", below="yes"):
     path.write_text(render_config({
         "daemon": {"state_dir": path.parent},
-        "database": {"conninfo": pg.conninfo(name), "retention": retention},
+        "database": {"conninfo": pg.conninfo(name), "retention": retention,
+                     "retention_below_cdc_minimum": below},
         "reminders": {"template_dir": SRCDIR / "conf" / "templates"},
     }))
     return path
@@ -144,12 +150,26 @@ def test_ctl_partitions_list_and_apply(pg, retention_db, tmp_path):
     with pg.connect(name) as conn:
         assert partitions(conn) == facts["before"]
 
+    # The first --apply makes the month ahead and notes the expired ones:
+    # nothing is dropped before a day has passed.
     r = run_ctl(["partitions", "--apply"], conf)
     assert r.returncode == 0, r.stderr
-    done = re.findall(r"^(created|dropped) partition (reading_y\d{4}m\d\d) "
-                      r"\(\d{4}-\d\d\)$", r.stdout, re.M)
+    done = re.findall(r"^(created|expiring) partition (reading_y\d{4}m\d\d) "
+                      r"\(\d{4}-\d\d\)", r.stdout, re.M)
     assert sorted(done) == sorted(
         [("created", facts["ahead"])] +
+        [("expiring", p) for p in facts["expired"]]), r.stdout
+    assert re.search(r"dropped by --apply from \d{4}-\d\d-\d\d \d\d:\d\d UTC",
+                     r.stdout), r.stdout
+    with pg.connect(name) as conn:
+        assert partitions(conn) == facts["before"] | {facts["ahead"]}
+    # A day later (the notes made older), --apply drops them.
+    pass_a_day(pg, name)
+    r = run_ctl(["partitions", "--apply"], conf)
+    assert r.returncode == 0, r.stderr
+    done = re.findall(r"^(dropped) partition (reading_y\d{4}m\d\d) "
+                      r"\(\d{4}-\d\d\)$", r.stdout, re.M)
+    assert sorted(done) == sorted(
         [("dropped", p) for p in facts["expired"]]), r.stdout
     check_after(pg, name, facts)
 
@@ -158,6 +178,13 @@ def test_ctl_partitions_list_and_apply(pg, retention_db, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "partitions up to date" in r.stdout
     check_after(pg, name, facts)
+
+
+def pass_a_day(pg, name):
+    """What waits a day is made to have waited it."""
+    with pg.connect(name) as conn:
+        conn.execute("update vialwatch.reading_partition_expiry "
+                     "set noticed_at = noticed_at - interval '1 day 1 minute'")
 
 
 def test_ctl_partitions_refuses_bad_retention(pg, retention_db, tmp_path):
@@ -171,18 +198,46 @@ def test_ctl_partitions_refuses_bad_retention(pg, retention_db, tmp_path):
         assert partitions(conn) == facts["before"]
 
 
-def test_daemon_maintains_partitions(pg, daemon, retention_db):
-    """The daemon, logged in as a member of vialwatch_daemon (no DDL),
-    makes and drops the partitions at start and says so."""
-    name, facts = retention_db
+def daemon_role(pg):
     pg.sql("do $$ begin if not exists (select from pg_roles where "
            "rolname = 'vw_retention_test') then create role "
            "vw_retention_test login in role vialwatch_daemon; end if; "
            "end $$")
-    d = daemon(database={"conninfo": pg.conninfo(name, "vw_retention_test"),
-                         "retention": "400d"})
+    return "vw_retention_test"
+
+
+def test_daemon_maintains_partitions(pg, daemon, retention_db, tmp_path):
+    """The daemon, logged in as a member of vialwatch_daemon (no DDL),
+    makes the partitions ahead at start and logs those past the
+    retention, but never drops one, even a day later: an admin's
+    vialwatchctl partitions --apply does."""
+    name, facts = retention_db
+    role = daemon_role(pg)
+    d = daemon(database={"conninfo": pg.conninfo(name, role),
+                         "retention": "400d",
+                         "retention_below_cdc_minimum": "yes"})
     for p in facts["expired"]:
-        d.wait_log(rf"retention: dropped partition {p} \(\d{{4}}-\d\d\)")
+        d.wait_log(rf"retention: partition {p} \(\d{{4}}-\d\d\) is past "
+                   r"\[database\] retention; vialwatchctl partitions --apply "
+                   r"drops it from \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    with pg.connect(name) as conn:
+        assert facts["before"] <= partitions(conn)
+    # A day later, a reload (the same retention) still drops nothing.
+    pass_a_day(pg, name)
+    off = len(d.log_text())
+    d.config["database"]["retention"] = "401d"
+    d.reload(d.config)
+    d.wait_log(r"configuration reloaded", after=off)
+    for p in facts["expired"]:
+        d.wait_log(rf"retention: partition {p} .* is past", after=off)
+    assert "dropped partition" not in d.log_text()
+    with pg.connect(name) as conn:
+        assert facts["before"] <= partitions(conn)
+    r = run_ctl(["partitions", "--apply"],
+                ctl_conf(pg, name, tmp_path / "ctl.conf"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(re.findall(r"^dropped partition (\S+)", r.stdout, re.M)) \
+        == sorted(facts["expired"]), r.stdout
     # The month ahead: made by this or by db.c, which makes the next three
     # months' partitions when it connects.
     def made():
@@ -193,12 +248,65 @@ def test_daemon_maintains_partitions(pg, daemon, retention_db):
                      r"the CDC's minimum of 3 years", d.log_text())
     check_after(pg, name, facts)
 
-    # The role the daemon logs in as may not do it by hand.
-    with psycopg.connect(pg.conninfo(name, "vw_retention_test"),
-                         autocommit=True) as conn:
+    # The role the daemon logs in as may not do it by hand, nor through
+    # the maintenance, nor change a reading.
+    with psycopg.connect(pg.conninfo(name, role), autocommit=True) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(sql.SQL("drop table vialwatch.{}").format(
                 sql.Identifier(facts["straddling"])))
+        for q in ["select vialwatch.reading_partitions_maintain("
+                  "interval '1 day', 0)",
+                  "select vialwatch.reading_partitions_maintain("
+                  "interval '1 day', 0, true)",
+                  "update vialwatch.reading set temp_c = 99"]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(q)
+
+
+def test_short_retention_must_be_asked_twice(pg, daemon, tmp_path):
+    """[database] retention under 3 years is refused by vialwatchd -t and
+    by vialwatchctl unless retention_below_cdc_minimum = yes."""
+    conf = ctl_conf(pg, "vialwatch", tmp_path / "short.conf", below="no")
+    text = conf.read_text()
+    line = text.splitlines().index("[database]") + 1
+    for args in (["partitions"], ["status"]):
+        r = run_ctl(args, conf)
+        assert r.returncode == 1
+        assert re.search(rf"short\.conf:{line}: \[database\] retention of "
+                         r"400 days is below the CDC's minimum of 3 years "
+                         r"for temperature logs: set "
+                         r"retention_below_cdc_minimum = yes", r.stderr), \
+            r.stderr
+    r = subprocess.run([os.environ["VIALWATCHD"], "-t", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "retention_below_cdc_minimum" in r.stderr
+    conf = ctl_conf(pg, "vialwatch", tmp_path / "ok.conf", retention="1096d",
+                    below="no")
+    r = subprocess.run([os.environ["VIALWATCHD"], "-t", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    conf = ctl_conf(pg, "vialwatch", tmp_path / "bad.conf", retention="1096d",
+                    below="maybe")
+    r = run_ctl(["partitions"], conf)
+    assert r.returncode == 1 and "must be yes or no" in r.stderr
+
+
+def test_reload_to_short_retention_is_refused(pg, daemon, retention_db):
+    """A reload whose retention is a typo is refused: nothing is noted,
+    the running retention stays."""
+    name, facts = retention_db
+    d = daemon(database={"conninfo": pg.conninfo(name)})
+    d.wait_log(r"retention: (created partition|reading partitions up to date)")
+    d.config["database"]["retention"] = "40d"
+    d.config["database"]["retention_below_cdc_minimum"] = "no"
+    d.reload(d.config)
+    d.wait_log(r"reload refused, keeping the running configuration: .*"
+               r"retention of 40 days is below the CDC's minimum")
+    with pg.connect(name) as conn:
+        assert conn.execute("select count(*) from "
+                            "vialwatch.reading_partition_expiry"
+                            ).fetchone()[0] == 0
+        assert facts["before"] <= partitions(conn)
 
 
 def test_default_retention_keeps_three_years(pg, daemon, retention_db):
