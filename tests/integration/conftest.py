@@ -30,6 +30,23 @@ os.environ.setdefault("VIALWATCHCTL", VIALWATCHCTL)
 _serial = itertools.count(1)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: a long test, run only with VIALWATCH_SLOW_TESTS=1 "
+        "(contrib/test --slow)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests are skipped unless VIALWATCH_SLOW_TESTS=1."""
+    if os.environ.get("VIALWATCH_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set VIALWATCH_SLOW_TESTS=1 "
+                            "(contrib/test --slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_report_header(config):
     return [f"vialwatchd: {VIALWATCHD}", f"vialwatchctl: {VIALWATCHCTL}",
             f"sql: {SQLDIR}"]
