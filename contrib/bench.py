@@ -15,7 +15,9 @@ fresh database for every run), it measures:
               200,000 readings as fast as they could, QoS 1;
   alerts      100 fridges each get a reading past their critical bound,
               10 a second: the time from each publish to its alarm email
-              accepted by a private SMTP catcher, p50/p99.
+              accepted by a private SMTP catcher, p50/p99; then the same
+              again while 8 hook runs hang (timeout 1 h) and a burst of
+              5,000 due reminder emails is being sent.
 
 It prints figures and whether each target was met; it never fails on a
 figure (exit 1 means the benchmark itself could not run).
@@ -47,6 +49,8 @@ TARGET_RSS_MIB = 64
 TARGET_ALERT_P99_S = 2.0
 ALERTS = 100
 ALERTS_RATE = 10
+ALERTS_HUNG_HOOKS = 8
+ALERTS_REMINDERS = 5000
 LATENCY_RATE = 2000
 LATENCY_SECONDS = 30
 RSS_SENSORS = 10000
@@ -231,7 +235,7 @@ class Bench:
         b = self.s.Mosquitto(self.dir / f"mqtt-{name}", persistence=False)
         return b.start()
 
-    def daemon(self, name, broker, dbname, qos, smtp=None):
+    def daemon(self, name, broker, dbname, qos, smtp=None, extra=None):
         self.serial += 1
         http_port = self.s.free_port()
         state = self.dir / f"state-{name}"
@@ -250,6 +254,8 @@ class Bench:
         if smtp is not None:
             config["smtp"] = {"url": f"smtp://127.0.0.1:{smtp.port}",
                               "tls": "none"}
+        for section, keys in (extra or {}).items():
+            config.setdefault(section, {}).update(keys)
         d = self.s.Daemon(self.dir / f"daemon-{name}", config,
                           binary=str(self.build / "vialwatchd"))
         d.dbname = dbname
@@ -447,13 +453,49 @@ class Bench:
         r["max"], r["min"] = float(q[1]), float(q[2])
         return r
 
-    def alerts(self, count):
+    def alerts_load(self, dbname):
+        """What the loaded run adds: a hook whose runs hang, 8 of them
+        queued, and the reminders of 5,000 patients falling due at once.
+        Returns the daemon's extra config and a function that starts the
+        burst."""
+        hang = self.dir / "hang"
+        hang.write_text("#!/bin/sh\nexec sleep 3600\n")
+        hang.chmod(0o755)
+        key = self.dir / "link.key"
+        key.write_bytes(b"a-link-key-for-the-benchmark-0123456789\n")
+        key.chmod(0o600)
+        self.pg.sql(
+            "insert into vialwatch.notification (channel, recipient, subject,"
+            " body, dedupe_key) select 'hook:hang', 'hang', 'excursion.open',"
+            " '{}', 'bench:hang:' || g from generate_series(1, "
+            f"{ALERTS_HUNG_HOOKS}) g;"
+            "insert into vialwatch.patient (clinic_id, external_ref,"
+            " first_name, last_name, email, email_consent) select 1,"
+            " 'P-' || g, 'Ana', 'Doe', 'p' || g || '@patients.example', true"
+            f" from generate_series(1, {ALERTS_REMINDERS}) g;"
+            "insert into vialwatch.treatment (patient_id, product, area,"
+            " treated_at) select id, 'Botox', 'glabella',"
+            " now() - interval '95 days' from vialwatch.patient",
+            dbname=dbname)
+        extra = {"hook hang": {"command": str(hang), "timeout": "1h"},
+                 "http": {"secret_file": key},
+                 "reminders": {"send_window": "00:00-23:59"}}
+
+        def burst():
+            self.pg.sql("select count(*) from vialwatch.reminder_scan(0, "
+                        f"1439, now(), {2 * ALERTS_REMINDERS}, true)",
+                        dbname=dbname)
+        return extra, burst
+
+    def alerts(self, count, loaded=False):
         """count alarms, each its fridge's first reading past 12 C: the
         time from its publish to the email's arrival (the catcher's file,
-        written when it accepts DATA)."""
-        broker = self.broker("alerts")
-        dbname = self.fresh_db("bench_alerts")
-        smtp = self.s.SmtpCatcher(self.dir / "smtp").start()
+        written when it accepts DATA).  loaded: while hooks hang and a
+        burst of reminders is sent."""
+        name = "alerts-loaded" if loaded else "alerts"
+        broker = self.broker(name)
+        dbname = self.fresh_db(f"bench_{name.replace('-', '_')}")
+        smtp = self.s.SmtpCatcher(self.dir / f"smtp-{name}").start()
         d = None
         try:
             self.pg.sql(
@@ -467,9 +509,14 @@ class Bench:
                 "insert into vialwatch.sensor (key, fridge_id) select "
                 "format('bench/f%s', i), i from generate_series(1, "
                 f"{count}) i", dbname=dbname)
-            d = self.daemon("alerts", broker, dbname, 1, smtp=smtp)
+            extra, burst = (self.alerts_load(dbname) if loaded
+                            else (None, None))
+            d = self.daemon(name, broker, dbname, 1, smtp=smtp, extra=extra)
             self.s.wait_for(lambda: d.metric("vialwatch_excursion_sensors")
                             == count, 30, "the sensors loaded")
+            if loaded:
+                burst()
+                smtp.wait_messages(20, timeout=60)
             sent = {}
             t0 = time.monotonic()
             for i in range(1, count + 1):
@@ -477,20 +524,31 @@ class Bench:
                                - time.monotonic()))
                 sent[f"Fridge {i}"] = time.time()
                 broker.publish(f"bench/f{i}", '{"temperature": 13.0}', qos=1)
-            smtp.wait_messages(count, timeout=60)
+            def arrived():
+                got = [m for m in smtp.messages()
+                       if m["Subject"].startswith("ALARM")]
+                return got if len(got) >= count else None
             lat = []
-            for m in smtp.messages():
-                name = re.search(r"ALARM: (Fridge \d+) ", m["Subject"])
-                arrived = m.path.with_suffix(".json").stat().st_mtime
-                lat.append(arrived - sent.pop(name.group(1)))
+            for m in self.s.wait_for(arrived, 120, f"{count} alarm emails"):
+                fridge = re.search(r"ALARM: (Fridge \d+) ", m["Subject"])
+                at = m.path.with_suffix(".json").stat().st_mtime
+                lat.append(at - sent.pop(fridge.group(1)))
             lat.sort()
             def pct(q):
                 return lat[min(len(lat) - 1, int(q * len(lat)))]
-            return {"n": count, "got": len(lat), "p50": pct(0.5),
-                    "p99": pct(0.99), "max": lat[-1]}
+            r = {"n": count, "got": len(lat), "p50": pct(0.5),
+                 "p99": pct(0.99), "max": lat[-1]}
+            if loaded:
+                r["reminders_left"] = int(self.pg.sql(
+                    "select count(*) from vialwatch.notification where"
+                    " reminder_id is not null and status = 'pending'",
+                    dbname=dbname)[0][0])
+            else:
+                r["loaded"] = self.alerts(count, loaded=True)
+            return r
         finally:
             if d is not None:
-                d.stop()
+                d.stop(timeout=30)
             smtp.stop()
             broker.stop()
 
@@ -541,6 +599,15 @@ class Bench:
             print(f"alarm email, publish -> accepted by the SMTP server, "
                   f"{ALERTS} alarms at {ALERTS_RATE}/s")
             report_alerts(res["alerts"])
+            loaded = (res["alerts"].get("loaded", "not run")
+                      if isinstance(res["alerts"], dict) else None)
+            if loaded is not None:
+                print(f"the same, while {ALERTS_HUNG_HOOKS} hooks hang and "
+                      f"{n_(ALERTS_REMINDERS)} due reminders are sent")
+                report_alerts(loaded)
+                if isinstance(loaded, dict):
+                    row(f"reminders still queued after the last alarm: "
+                        f"{n_(loaded['reminders_left'])}", "", "")
         print("\ndetails")
         for line in self.details:
             print(f"  {line}")
