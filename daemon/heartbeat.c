@@ -28,6 +28,10 @@
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
+/* Beats at a fifth of [alerts] daemon_silent_after, within these. */
+#define HEARTBEAT_MIN_MS	1000
+#define HEARTBEAT_MAX_MS	60000
+
 struct heartbeat {
 	struct vialwatchd	*vw;
 	struct pgconn		*pc;
@@ -37,7 +41,8 @@ struct heartbeat {
 	struct event		 ev_beat;
 };
 
-int64_t
+/* The wait between beats for a silence limit. */
+static int64_t
 heartbeat_every_ms(int64_t silent_ms)
 {
 	int64_t	ms = silent_ms / 5;
