@@ -74,6 +74,22 @@ static const struct {
 	    "2: port: bad number \"99999\" (1 to 65535)" },
 	{ "bad watch", "[alerts]\nwatch = mine\n",
 	    "2: watch: must be all or own" },
+	{ "retention under 3 years", "[mqtt]\n[database]\nretention = 1094d\n",
+	    "2: [database] retention of 1094 days is below the CDC's minimum "
+	    "of 3 years for temperature logs: set retention_below_cdc_minimum "
+	    "= yes as well if that is meant" },
+	{ "retention under 3 years, asked twice",
+	    "[database]\nretention = 30d\nretention_below_cdc_minimum = yes\n",
+	    NULL },
+	{ "retention of 3 years", "[database]\nretention = 3y\n"
+	    "retention_below_cdc_minimum = no\n", NULL },
+	{ "bad retention_below_cdc_minimum",
+	    "[database]\nretention_below_cdc_minimum = 1\n",
+	    "2: retention_below_cdc_minimum: must be yes or no" },
+	{ "keep_notifications under a day", "[alerts]\nkeep_notifications = 1h\n",
+	    "2: keep_notifications: duration \"1h\" out of range" },
+	{ "daemon_silent_after under 5 s", "[alerts]\ndaemon_silent_after = 1s\n",
+	    "2: daemon_silent_after: duration \"1s\" out of range" },
 	{ "bad level", "[daemon]\nlog_level = loud\n",
 	    "2: log_level: must be error, warning, info or debug" },
 	{ "missing topic", "[daemon]\n\n[source a]\nformat = json\n",
@@ -216,6 +232,12 @@ test_values(void)
 	is_int(c->hooks[0].timeout_ms, 3000, "hook timeout");
 	is_int(c->alerts_escalate_after_ms, 900000, "escalate_after default");
 	is_int(c->alerts_watch_own, 1, "watch = own");
+	is_int(c->alerts_keep_notifications_ms, 400 * 86400000LL,
+	    "keep_notifications default");
+	is_int(c->alerts_daemon_silent_after_ms, 300000,
+	    "daemon_silent_after default");
+	is_int(c->db_retention_below_cdc, 0,
+	    "retention_below_cdc_minimum default");
 	is_str(c->reminders_template_dir, TEMPLATES, "template_dir");
 	ok(c->templates != NULL, "templates loaded with the config");
 	conf_free(c);
