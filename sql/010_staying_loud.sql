@@ -93,10 +93,11 @@ create index notification_archive_excursion
 create index notification_archive_created_at
 	on vialwatch.notification_archive using brin (created_at);
 
--- A row whose dedupe_key was sent long ago and archived is not queued
--- again: it is dropped here, as a conflict on the hot table's key would be
--- by "on conflict (dedupe_key) do nothing".
-create function vialwatch.notification_archived_once()
+-- A row coming into the outbox: one whose dedupe_key was sent long ago and
+-- archived is not queued again (it is dropped here, as a conflict on the
+-- hot table's key would be by "on conflict (dedupe_key) do nothing"); the
+-- others get their priority.
+create function vialwatch.notification_admit()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -112,9 +113,9 @@ begin
 end
 $$;
 
-create trigger notification_archived_once
+create trigger notification_admit
 	before insert on vialwatch.notification
-	for each row execute function vialwatch.notification_archived_once();
+	for each row execute function vialwatch.notification_admit();
 
 -- Move up to p_limit sent or dead rows created more than p_keep ago into
 -- the archive, oldest first; rows of an excursion still open stay (the
