@@ -69,6 +69,7 @@ struct conf {
 	int64_t		 db_batch_max_delay_ms;
 	int64_t		 db_max_pending;	/* bytes held in memory */
 	int64_t		 db_retention_ms;	/* readings kept; retention.c */
+	int64_t		 db_seal_every_ms;	/* seal.c */
 
 	/* [source NAME] */
 	struct source	*sources;

@@ -805,7 +805,11 @@ select a.id, a.at,
 	    where s.id = (coalesce(a.new, a.old) ->> 'sensor_id')::bigint)
 	else coalesce(a.new ->> 'fridge_id', a.old ->> 'fridge_id')::bigint
     end as fridge_id,
-    case a.action
+    case when a.table_name = 'reading_seal' then format('sensor %s, %s: '
+	'%s readings, sha256 %s (generation %s)', a.new ->> 'sensor_id',
+	a.new ->> 'day', a.new ->> 'n', a.new ->> 'sha256',
+	a.new ->> 'generation')
+    else case a.action
 	when 'update' then (select string_agg(format('%s: %s -> %s', n.key,
 	    coalesce(a.old ->> n.key, 'null'), coalesce(n.value #>> '{}',
 	    'null')), '; ' order by n.key)
@@ -817,7 +821,7 @@ select a.id, a.at,
 	else (select string_agg(format('%s: %s', n.key,
 	    coalesce(n.value #>> '{}', 'null')), '; ' order by n.key)
 	    from jsonb_each(a.old) n where n.value <> 'null'::jsonb)
-    end as changes,
+    end end as changes,
     a.reason
 from vialwatch.audit a
 left join vialwatch.contact c on c.id = a.actor_contact_id;
