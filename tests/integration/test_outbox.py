@@ -166,6 +166,13 @@ def test_alarm_email_content_and_ack_page(daemon, db, mqtt_broker, smtp,
     assert a["action_note"] == "Moved stock to the spare fridge"
     assert a["acked_contact"] == "dana@lakeview.example"
     assert a["acked_contact_id"] == f["contacts"]["dana"]
+    # The audit trail names her too, as the person who acted.
+    (au,) = rows(db, "select * from vialwatch.audit where table_name = "
+                 "'excursion' and row_id = %s", [str(x["id"])])
+    assert au["actor_contact_id"] == f["contacts"]["dana"]
+    assert au["actor_os_user"] is None and au["action"] == "update"
+    assert au["new"]["acked_by"] == "Dana <b>Lee</b>"
+    assert au["old"]["acked_at"] is None
 
     # A second POST (Sam's link) changes nothing and says who it was.
     status, page = http(links["sam@lakeview.example"],
@@ -451,12 +458,15 @@ def test_hook_gets_json_and_env_and_a_hanging_one_is_killed(
     assert str(hang) not in ps
 
     # Acknowledge and recovery reach the recording hook.
-    status, _ = http(ACK_RE.search(smtp.wait_messages(2)[0].get_content())
-                     .group(0), {"name": "Dana", "action": "fixed"})
+    # (by the contact the link was sent to, whatever name is typed)
+    m = smtp.wait_messages(2)[0]
+    status, _ = http(ACK_RE.search(m.get_content()).group(0),
+                     {"name": "D.", "action": "fixed"})
     assert status == 200
     wait_for(lambda: (out / "excursion.ack.json").exists(), 15, "ack hook")
     assert json.loads((out / "excursion.ack.json").read_text())[
-        "acked_by"] == "Dana"
+        "acked_by"] == {"dana@lakeview.example": "Dana Lee",
+                        "sam@lakeview.example": "Sam Ortiz"}[m.envelope_to[0]]
     recover(mqtt_broker, f)
     wait_for(lambda: (out / "excursion.close.json").exists(), 15,
              "close hook")
