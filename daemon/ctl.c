@@ -237,6 +237,24 @@ ctl_notice(void *arg, const PGresult *res)
 	fprintf(stderr, "%s: %.*s\n", lower, ctl_trimlen(msg), msg);
 }
 
+/* Every change made from here names the OS user in the audit trail. */
+static int
+ctl_os_user(struct ctl *ctl)
+{
+	const char	*params[1];
+	char		*user = ctl_actor_os_user();
+	PGresult	*res;
+
+	params[0] = user;
+	res = ctl_query(ctl, "select set_config('vialwatch.actor_os_user', $1,"
+	    " false)", 1, params);
+	free(user);
+	if (res == NULL)
+		return (-1);
+	PQclear(res);
+	return (0);
+}
+
 /* Connect with the configured conninfo; 0 or -1 (reported). */
 static int
 ctl_connect(struct ctl *ctl)
@@ -260,7 +278,7 @@ ctl_connect(struct ctl *ctl)
 		return (-1);
 	}
 	PQsetNoticeReceiver(ctl->conn, ctl_notice, ctl);
-	return (0);
+	return (ctl_os_user(ctl));
 }
 
 /* Run a query with text parameters; the result, or NULL (reported). */

@@ -190,8 +190,10 @@ $$;
 -- column matters, else the columns that matter and the row's keys (id,
 -- clinic_id, fridge_id, sensor_id, excursion_id, lot_id, patient_id,
 -- contact_id, day), so that personal data outside them stays out of a
--- trail that is never deleted.  row_id is the row's id (or fridge_id/day,
--- sensor_id/day for tables keyed so).
+-- trail that is never deleted.  row_id is the row's id, or for a table
+-- without one the values of its fridge_id, sensor_id, excursion_id,
+-- lot_id and day joined by '/' (daily_check: "3/2026-11-03",
+-- excursion_lot: "12/40").
 create function vialwatch.audit_trigger()
 returns trigger
 language plpgsql
@@ -268,9 +270,10 @@ begin
 	end if;
 	v_row := coalesce(v_new, v_old);
 	perform vialwatch.audit_append(lower(tg_op), tg_table_name::text,
-	    coalesce(v_row ->> 'id', (v_row ->> 'fridge_id') || '/'
-	    || (v_row ->> 'day'), (v_row ->> 'sensor_id') || '/'
-	    || (v_row ->> 'day')), v_old, v_new);
+	    coalesce(v_row ->> 'id', (select string_agg(v_row ->> k.key, '/'
+	    order by k.n) from unnest(array['fridge_id', 'sensor_id',
+	    'excursion_id', 'lot_id', 'day']) with ordinality k(key, n)
+	    where v_row ? k.key)), v_old, v_new);
 	return null;
 end;
 $$;
@@ -703,6 +706,14 @@ declare
 	s	record;
 begin
 	for a in select * from vialwatch.audit order by id loop
+		if v_first and a.prev_hash is not null then
+			kind := 'audit';
+			audit_id := a.id;
+			problem := format('the audit rows before row %s were '
+			    'removed', a.id);
+			return next;
+			return;
+		end if;
 		if not v_first and a.prev_hash is distinct from v_prev then
 			kind := 'audit';
 			audit_id := a.id;

@@ -196,11 +196,22 @@ def test_chain_under_concurrent_writers(pg, db, clean_db, ctl_conf):
     assert r.stdout.startswith(f"audit trail verified: {len(got)} rows "
                                "chained")
 
-    # A row altered behind the triggers' back (by a superuser who turned
-    # them off) is found, by number.
-    victim = got[len(got) // 2]["id"]
+    # Rows removed or altered behind the triggers' back (by a superuser
+    # who turned them off) are found, by number.
     db.execute("alter table vialwatch.audit disable trigger "
                "audit_append_only")
+    db.execute("delete from vialwatch.audit where id = %s", [got[-1]["id"]])
+    r = ctl(ctl_conf, "audit", "verify")
+    assert r.returncode == 1
+    assert f"the newest audit rows (after row {got[-2]['id']}) were " \
+        "removed" in r.stderr
+    db.execute("delete from vialwatch.audit where id = %s", [got[-10]["id"]])
+    r = ctl(ctl_conf, "audit", "verify")
+    assert r.returncode == 1
+    assert f"audit row {got[-9]['id']} does not follow the row before it" \
+        in r.stderr
+    assert got[20]["action"] == "update"
+    victim = got[20]["id"]
     db.execute("update vialwatch.audit set reason = 'nothing' where id = %s",
                [victim])
     db.execute("alter table vialwatch.audit enable trigger "
