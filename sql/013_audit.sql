@@ -705,30 +705,22 @@ declare
 	v_dig	record;
 	s	record;
 begin
+	kind := 'audit';
 	for a in select * from vialwatch.audit order by id loop
+		audit_id := a.id;
 		if v_first and a.prev_hash is not null then
-			kind := 'audit';
-			audit_id := a.id;
 			problem := format('the audit rows before row %s were '
 			    'removed', a.id);
-			return next;
-			return;
-		end if;
-		if not v_first and a.prev_hash is distinct from v_prev then
-			kind := 'audit';
-			audit_id := a.id;
+		elsif not v_first and a.prev_hash is distinct from v_prev then
 			problem := format('audit row %s does not follow the row '
 			    'before it (a row was removed or inserted)', a.id);
-			return next;
-			return;
-		end if;
-		if a.hash is distinct from vialwatch.audit_hash(a.prev_hash, a)
-		    then
-			kind := 'audit';
-			audit_id := a.id;
+		elsif a.hash is distinct from vialwatch.audit_hash(a.prev_hash,
+		    a) then
 			problem := format('audit row %s (%s of %s %s at %s) '
 			    'changed after it was written', a.id, a.action,
 			    a.table_name, a.row_id, a.at);
+		end if;
+		if problem is not null then
 			return next;
 			return;
 		end if;
@@ -737,13 +729,12 @@ begin
 	end loop;
 	select * into v_head from vialwatch.audit_head;
 	if found and v_head.hash is distinct from v_prev then
-		kind := 'audit';
 		problem := format('the newest audit rows (after row %s) were '
-		    'removed', coalesce((select max(id) from vialwatch.audit
-		    where hash = v_head.hash), 0));
+		    'removed', coalesce(audit_id, 0));
 		return next;
 		return;
 	end if;
+	audit_id := null;
 
 	-- Each seal as the trail recorded it, against the readings now.
 	for s in
