@@ -1,7 +1,9 @@
 /*
- * vialwatchctl fridges, assign, unassign and lots: the cold-chain reference
- * data an admin looks at and changes most, and the decision on lots that
- * an excursion put in quarantine.
+ * vialwatchctl fridges, fridge set, assign, unassign and lots: the
+ * cold-chain reference data an admin looks at and changes most, and the
+ * decision on lots that an excursion put in quarantine.  The changes name
+ * the person (--by) and, for limits, delays and assignments, the reason
+ * that the audit trail records.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
