@@ -82,6 +82,11 @@ def test_limit_change_needs_a_reason(db, clean_db, ctl_conf):
     assert got[-1]["old"]["high_c"] == 8 and got[-1]["new"]["high_c"] == 7.5
     r = ctl(ctl_conf, "audit", "--fridge", "999999")
     assert (r.returncode, r.stdout) == (0, "no audit entries\n")
+    tomorrow = (now() + datetime.timedelta(days=2)).date()
+    r = ctl(ctl_conf, "audit", "--since", str(tomorrow))
+    assert (r.returncode, r.stdout) == (0, "no audit entries\n")
+    r = ctl(ctl_conf, "audit", "--since", str(now().date() - datetime.timedelta(days=1)))
+    assert "why: Varivax needs a tighter range" in r.stdout
 
     # From psql, a reason is a session setting; a name change needs none.
     with pytest.raises(psycopg.errors.InvalidParameterValue,
