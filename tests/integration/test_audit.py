@@ -353,3 +353,45 @@ def test_daemon_seals_days_late_reading_and_tampering(daemon, db,
     # --since after that day checks only the later seals.
     r = ctl(ctl_conf, "audit", "verify", "--since", str(d2 + datetime.timedelta(days=1)))
     assert r.returncode == 0, r.stderr
+
+
+def test_sealing_while_new_sensors_report(daemon, db, mqtt_broker, ctl_conf):
+    """Sealing runs every second while new sensors register (an audit row
+    each) and their buffered readings of past days come in: no deadlock,
+    no reading lost, every day sealed, the chain and seals verify."""
+    setup_fridge(db)
+    d = daemon(overrides=SOURCES, database={"seal_every": "1s"})
+    start = now() - datetime.timedelta(days=4)
+    keys = [f"json/lakeview/logger-{i}" for i in range(12)]
+    for batch in range(6):
+        publish(mqtt_broker.port, [
+            message(k, start + datetime.timedelta(hours=batch * 12 + j), 4.0
+                    + j / 10) for k in keys for j in range(4)])
+    wait_for(lambda: db.execute(
+        "select count(*) from vialwatch.reading r join vialwatch.sensor s "
+        "on s.id = r.sensor_id where s.key like 'json/lakeview/logger-%'"
+    ).fetchone()[0] == 12 * 6 * 4, 30, "every reading stored")
+    # Each logger's days up to the day before yesterday (UTC: on no fridge)
+    # sealed, with all its readings.
+    last = now().date() - datetime.timedelta(days=2)
+    want = db.execute(
+        "select count(*) from (select distinct s.id, (r.ts at time zone "
+        "'UTC')::date from vialwatch.reading r join vialwatch.sensor s on "
+        "s.id = r.sensor_id where s.key like 'json/lakeview/logger-%%' and "
+        "(r.ts at time zone 'UTC')::date <= %s) x", [last]).fetchone()[0]
+
+    def sealed():
+        got = db.execute(
+            "select count(*) from (select distinct on (rs.sensor_id, rs.day) "
+            "rs.* from vialwatch.reading_seal rs join vialwatch.sensor s "
+            "on s.id = rs.sensor_id where s.key like 'json/lakeview/logger-%' "
+            "and rs.n > 0 order by rs.sensor_id, rs.day, rs.generation desc) "
+            "x where x.n = (select count(*) from vialwatch.reading r "
+            "where r.sensor_id = x.sensor_id and r.ts >= x.starts_at "
+            "and r.ts < x.ends_at)").fetchone()[0]
+        return got >= want
+
+    wait_for(sealed, 30, "the loggers' days sealed with all their readings")
+    assert "deadlock" not in d.log_text()
+    r = ctl(ctl_conf, "audit", "verify")
+    assert r.returncode == 0, r.stderr
