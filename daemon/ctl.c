@@ -76,7 +76,7 @@ static const struct ctl_command ctl_commands[] = {
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 
 /*
- * Parse "ID --by NAME --note TEXT" of command cmd about a what (lot,
+ * Parse "ID --by WHO --note TEXT" of command cmd about a what (lot,
  * excursion); 0, -1 (reported) or CTL_USAGE.
  */
 int
@@ -107,8 +107,8 @@ ctl_parse_decision(const char *cmd, const char *what, int argc,
 	if (*by == NULL || *note == NULL ||
 	    strspn(*by, " \t") == strlen(*by) ||
 	    strspn(*note, " \t") == strlen(*note)) {
-		ctl_warnx("%s: --by NAME and --note TEXT are required: who "
-		    "decided, and why", cmd);
+		ctl_warnx("%s: --by WHO and --note TEXT are required: who "
+		    "decided (a contact's email or id), and why", cmd);
 		return (CTL_USAGE);
 	}
 	if (ctl_check_id(argv[0]) != 0) {

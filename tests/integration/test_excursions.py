@@ -724,9 +724,9 @@ def test_ctl_lots(db, clean_db, ctl_conf):
             (["lots", "discard", "abc", "--by", "2", "--note", "y"],
              'bad lot id "abc"'),
             (["lots", "release", botox, "--by", "2"],
-             "--by NAME and --note TEXT are required"),
+             "--by WHO and --note TEXT are required"),
             (["lots", "release", botox, "--by", " ", "--note", "y"],
-             "--by NAME and --note TEXT are required"),
+             "--by WHO and --note TEXT are required"),
             (["lots", "release"], "which lot?"),
             (["lots", "--fridge", "999999"], "no fridge with id 999999"),
     ]:
