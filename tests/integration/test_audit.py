@@ -395,3 +395,32 @@ def test_sealing_while_new_sensors_report(daemon, db, mqtt_broker, ctl_conf):
     assert "deadlock" not in d.log_text()
     r = ctl(ctl_conf, "audit", "verify")
     assert r.returncode == 0, r.stderr
+
+
+def test_link_of_someone_no_longer_a_contact(daemon, db, clean_db, tmp_path):
+    """A signed link sent to an address that is no longer a contact of the
+    clinic acknowledges nothing: the person cannot be named."""
+    import time
+    from test_outbox import KEY, alerts_daemon, http, token
+    secret = tmp_path / "link.key"
+    secret.write_bytes(KEY + b"\n")
+    secret.chmod(0o600)
+    f = setup_fridge(db)
+    x = insert(db, "excursion", fridge_id=f["fridge"], sensor_id=f["sensor"],
+               kind="high", started_at=now() - datetime.timedelta(hours=1),
+               alarmed_at=now() - datetime.timedelta(minutes=50))
+    d = alerts_daemon(daemon, secret)
+    base = f"http://127.0.0.1:{d.http_port}/ack/"
+    later = int(time.time()) + 3600
+    status, page = http(base + token(x, "left@lakeview.example", later),
+                        {"name": "Lee", "action": "moved"})
+    assert status == 403 and "no longer a contact" in page
+    assert db.execute("select acked_at from vialwatch.excursion where id = %s",
+                      [x]).fetchone()[0] is None
+    assert audit_rows(db, "excursion") == []
+    # The same link for a contact of the clinic does acknowledge.
+    status, page = http(base + token(x, "sam@lakeview.example", later),
+                        {"name": "Lee", "action": "moved"})
+    assert status == 200 and "Sam Ortiz" in page
+    (a,) = audit_rows(db, "excursion")
+    assert a["actor_contact_id"] == f["contacts"]["sam"]
