@@ -271,7 +271,7 @@ Things to try in psql:
   select received_at, topic, code, reason from vialwatch.rejected_message;
 
 Acknowledge the alarm: open the link in the alarm email, or
-  vialwatchctl -c {d.conf_path} ack ID --by NAME --note TEXT
+  vialwatchctl -c {d.conf_path} ack ID --by EMAIL --note TEXT
   vialwatchctl -c {d.conf_path} excursions
 
 Send a reading the daemon refuses, and find it in rejected_message:

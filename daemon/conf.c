@@ -114,6 +114,8 @@ static const struct conf_key conf_keys[] = {
 	    86400 * SEC, 0 },
 	{ SECTION_DATABASE, "retention_below_cdc_minimum", CONF_SPECIAL,
 	    C(db_retention_below_cdc), 0, 0 },
+	{ SECTION_DATABASE, "seal_every", CONF_DURATION, C(db_seal_every_ms),
+	    1 * SEC, 86400 * SEC },
 
 	{ SECTION_SOURCE, "topic", CONF_SPECIAL, S(topic), 0, 0 },
 	{ SECTION_SOURCE, "format", CONF_SPECIAL, S(format), 0, 0 },
@@ -976,6 +978,7 @@ conf_defaults(struct conf *c)
 	c->db_batch_max_delay_ms = 200;
 	c->db_max_pending = 16 * 1024 * 1024;
 	c->db_retention_ms = 3 * 365 * 86400 * SEC;
+	c->db_seal_every_ms = 3600 * SEC;
 	c->smtp_url = xstrdup("smtp://localhost:25");
 	c->smtp_tls_required = 1;
 	c->smtp_from = xstrdup("vialwatch <alerts@clinic.example>");

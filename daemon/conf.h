@@ -73,6 +73,7 @@ struct conf {
 	int64_t		 db_max_pending;	/* bytes held in memory */
 	int64_t		 db_retention_ms;	/* readings kept; retention.c */
 	int		 db_retention_below_cdc;	/* < 3 years allowed */
+	int64_t		 db_seal_every_ms;	/* seal.c */
 
 	/* [source NAME] */
 	struct source	*sources;

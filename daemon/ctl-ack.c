@@ -71,7 +71,7 @@ ctl_excursions(struct ctl *ctl, int argc, char **argv)
 	return (0);
 }
 
-/* vialwatchctl ack ID --by NAME --note TEXT */
+/* vialwatchctl ack ID --by WHO --note TEXT */
 int
 ctl_ack(struct ctl *ctl, int argc, char **argv)
 {
@@ -87,6 +87,9 @@ ctl_ack(struct ctl *ctl, int argc, char **argv)
 		return (rc == CTL_USAGE ? CTL_USAGE : 1);
 	params[0] = argv[1];
 	params[3] = NULL;
+	/* --by names a contact: acked_by is their name. */
+	if (ctl_actor(ctl, params[1], params[2]) < 0)
+		return (1);
 
 	/* The hooks of excursion.ack run as they would from the page. */
 	hp[0] = ctl->conf->hooks_json;

@@ -67,3 +67,35 @@ ctl_actor(struct ctl *ctl, const char *by, const char *reason)
 	PQclear(res);
 	return (id);
 }
+
+/*
+ * Take "--by WHO" and "--reason TEXT" out of argv, keeping the other
+ * arguments in order and updating *argc: 0, or CTL_USAGE after saying
+ * what is missing.  Unset ones are left NULL.
+ */
+int
+ctl_actor_args(const char *cmd, int *argc, char **argv, const char **by,
+    const char **reason)
+{
+	const char	**to;
+	int		  i, n = 0;
+
+	*by = *reason = NULL;
+	for (i = 0; i < *argc; i++) {
+		if (strcmp(argv[i], "--by") == 0)
+			to = by;
+		else if (strcmp(argv[i], "--reason") == 0)
+			to = reason;
+		else {
+			argv[n++] = argv[i];
+			continue;
+		}
+		if (i + 1 == *argc) {
+			ctl_warnx("%s: %s needs a value", cmd, argv[i]);
+			return (CTL_USAGE);
+		}
+		*to = argv[++i];
+	}
+	*argc = n;
+	return (0);
+}

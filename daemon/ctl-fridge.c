@@ -1,7 +1,9 @@
 /*
- * vialwatchctl fridges, assign, unassign and lots: the cold-chain reference
- * data an admin looks at and changes most, and the decision on lots that
- * an excursion put in quarantine.
+ * vialwatchctl fridges, fridge set, assign, unassign and lots: the
+ * cold-chain reference data an admin looks at and changes most, and the
+ * decision on lots that an excursion put in quarantine.  The changes name
+ * the person (--by) and, for limits, delays and assignments, the reason
+ * that the audit trail records.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -244,21 +246,44 @@ fridge_set(struct ctl *ctl, const char *sensor, const char *fridge)
 	return (rc);
 }
 
-/* vialwatchctl assign SENSOR FRIDGE|--none */
+/* Name the person and reason of an assignment; 0, 1 or CTL_USAGE. */
+static int
+fridge_actor(struct ctl *ctl, int *argc, char **argv, int nargs)
+{
+	const char	*by, *reason;
+
+	if (ctl_actor_args(ctl->context, argc, argv, &by, &reason) != 0)
+		return (CTL_USAGE);
+	if (*argc != nargs + 1) {
+		ctl_warnx("%s: wrong number of arguments", ctl->context);
+		return (CTL_USAGE);
+	}
+	return (ctl_actor(ctl, by, reason) < 0 ? 1 : 0);
+}
+
+/* vialwatchctl assign SENSOR FRIDGE|--none --by WHO --reason TEXT */
 int
 ctl_assign(struct ctl *ctl, int argc, char **argv)
 {
+	int	rc;
+
 	ctl->context = "assign";
+	if ((rc = fridge_actor(ctl, &argc, argv, 2)) != 0)
+		return (rc);
 	if (strcmp(argv[2], "--none") == 0)
 		return (fridge_set(ctl, argv[1], NULL));
 	return (fridge_set(ctl, argv[1], argv[2]));
 }
 
-/* vialwatchctl unassign SENSOR */
+/* vialwatchctl unassign SENSOR --by WHO --reason TEXT */
 int
 ctl_unassign(struct ctl *ctl, int argc, char **argv)
 {
+	int	rc;
+
 	ctl->context = "unassign";
+	if ((rc = fridge_actor(ctl, &argc, argv, 1)) != 0)
+		return (rc);
 	return (fridge_set(ctl, argv[1], NULL));
 }
 
@@ -325,11 +350,11 @@ lots_refused(struct ctl *ctl, const char *id, const char *verb)
 	PQclear(res);
 }
 
-/* lots release|discard ID --by NAME --note TEXT */
+/* lots release|discard ID --by WHO --note TEXT */
 static int
 lots_decide(struct ctl *ctl, int argc, char **argv)
 {
-	const char	*status, *params[4];
+	const char	*status, *params[4], *by;
 	PGresult	*res;
 	int		 rc;
 
@@ -339,26 +364,32 @@ lots_decide(struct ctl *ctl, int argc, char **argv)
 	}
 	status = strcmp(argv[0], "release") == 0 ? "released" : "discarded";
 	if ((rc = ctl_parse_decision("lots", "lot", argc - 1, argv + 1,
-	    &params[2], &params[3])) != 0)
+	    &by, &params[2])) != 0)
 		return (rc == CTL_USAGE ? CTL_USAGE : 1);
+	params[3] = NULL;
 	params[0] = argv[1];
 	params[1] = status;
+	/* --by names a contact, whose name is decided_by; the note is why. */
+	if (ctl_actor(ctl, by, params[2]) < 0)
+		return (1);
 	res = ctl_query(ctl, "update vialwatch.lot set status = $2,"
-	    " decided_by = $3, decided_at = now(), decision_note = $4"
+	    " decided_by = (select c.name from vialwatch.contact c"
+	    " where c.id = vialwatch.actor_contact_id()),"
+	    " decided_at = now(), decision_note = $3"
 	    " where id = $1::bigint and status = 'quarantined'"
-	    " returning product || ' ' || lot_number", 4, params);
+	    " returning product || ' ' || lot_number, decided_by", 3, params);
 	if (res == NULL)
 		return (1);
 	if ((rc = PQntuples(res) == 1 ? 0 : 1) == 0)
 		printf("lot %s (%s) %s by %s\n", argv[1], PQgetvalue(res, 0, 0),
-		    status, params[2]);
+		    status, PQgetvalue(res, 0, 1));
 	else
 		lots_refused(ctl, argv[1], status);
 	PQclear(res);
 	return (rc);
 }
 
-/* vialwatchctl lots [--fridge ID] | release|discard ID --by N --note T */
+/* vialwatchctl lots [--fridge ID] | release|discard ID --by W --note T */
 int
 ctl_lots(struct ctl *ctl, int argc, char **argv)
 {
@@ -367,4 +398,82 @@ ctl_lots(struct ctl *ctl, int argc, char **argv)
 	    strcmp(argv[1], "discard") == 0))
 		return (lots_decide(ctl, argc - 1, argv + 1));
 	return (lots_list(ctl, argc, argv));
+}
+
+/*
+ * Join the KEY=VALUE arguments into keys and values, one a line, for
+ * vialwatch.fridge_set(); 0, or -1 (reported).
+ */
+static int
+fridge_pairs(int argc, char **argv, char **keys, char **values)
+{
+	char	*eq, *k, *v;
+	int	 i;
+
+	*keys = xstrdup("");
+	*values = xstrdup("");
+	for (i = 0; i < argc; i++) {
+		if ((eq = strchr(argv[i], '=')) == NULL || eq == argv[i] ||
+		    strpbrk(argv[i], "\n\r") != NULL) {
+			ctl_warnx("fridge: set: \"%s\" is not KEY=VALUE",
+			    argv[i]);
+			return (-1);
+		}
+		xasprintf(&k, "%s%s%.*s", *keys, i > 0 ? "\n" : "",
+		    (int)(eq - argv[i]), argv[i]);
+		xasprintf(&v, "%s%s%s", *values, i > 0 ? "\n" : "", eq + 1);
+		free(*keys);
+		free(*values);
+		*keys = k;
+		*values = v;
+	}
+	return (0);
+}
+
+/* vialwatchctl fridge set ID KEY=VALUE... --by WHO --reason TEXT */
+int
+ctl_fridge(struct ctl *ctl, int argc, char **argv)
+{
+	const char	*by, *reason, *params[3];
+	char		*keys = NULL, *values = NULL, *name;
+	PGresult	*res;
+	int		 i, rc = 1;
+
+	ctl->context = "fridge";
+	if (strcmp(argv[1], "set") != 0)
+		return (CTL_USAGE);
+	argc -= 2;
+	argv += 2;
+	if (ctl_actor_args("fridge", &argc, argv, &by, &reason) != 0)
+		return (CTL_USAGE);
+	if (argc < 2) {
+		ctl_warnx("fridge: set: give the fridge's id and KEY=VALUE");
+		return (CTL_USAGE);
+	}
+	if ((name = fridge_find(ctl, argv[0])) == NULL)
+		return (1);
+	if (fridge_pairs(argc - 1, argv + 1, &keys, &values) != 0 ||
+	    ctl_actor(ctl, by, reason) < 0)
+		goto out;
+	params[0] = argv[0];
+	params[1] = keys;
+	params[2] = values;
+	res = ctl_query(ctl, "select setting, coalesce(old_value, 'null'),"
+	    " coalesce(new_value, 'null') from vialwatch.fridge_set($1::bigint,"
+	    " string_to_array($2, E'\\n'), string_to_array($3, E'\\n'))", 3,
+	    params);
+	if (res == NULL)
+		goto out;
+	printf("fridge %s (%s):", argv[0], name);
+	for (i = 0; i < PQntuples(res); i++)
+		printf("%s %s %s -> %s", i > 0 ? "," : "", PQgetvalue(res, i, 0),
+		    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+	printf("\n");
+	PQclear(res);
+	rc = 0;
+out:
+	free(name);
+	free(keys);
+	free(values);
+	return (rc);
 }

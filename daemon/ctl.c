@@ -40,18 +40,21 @@ static const struct ctl_command ctl_commands[] = {
 	    ctl_sensors },
 	{ "fridges", "", "list the fridges: limits, sensors, state", 0, 0,
 	    ctl_fridges },
-	{ "assign", "SENSOR FRIDGE|--none",
-	    "assign a sensor (key or id) to a fridge (id)", 2, 2, ctl_assign },
-	{ "unassign", "SENSOR", "take a sensor off its fridge", 1, 1,
-	    ctl_unassign },
+	{ "fridge", "set ID KEY=VALUE... --by WHO --reason TEXT",
+	    "change a fridge's settings (limits, delays, name...)", 2, 32,
+	    ctl_fridge },
+	{ "assign", "SENSOR FRIDGE|--none --by WHO --reason TEXT",
+	    "assign a sensor (key or id) to a fridge (id)", 2, 6, ctl_assign },
+	{ "unassign", "SENSOR --by WHO --reason TEXT",
+	    "take a sensor off its fridge", 1, 5, ctl_unassign },
 	{ "lots", "[--fridge ID]", "list the lots and their status", 0, 16,
 	    ctl_lots },
-	{ "lots", "release|discard ID --by NAME --note TEXT",
+	{ "lots", "release|discard ID --by WHO --note TEXT",
 	    "decide on a quarantined lot", 0, 16, ctl_lots },
 	{ "excursions", "[--days N]",
 	    "list open excursions and those of the last N (7) days", 0, 2,
 	    ctl_excursions },
-	{ "ack", "ID --by NAME --note TEXT",
+	{ "ack", "ID --by WHO --note TEXT",
 	    "acknowledge an excursion's alarm, with the action taken", 1, 16,
 	    ctl_ack },
 	{ "import", "patients|treatments|appointments|lots FILE.csv",
@@ -60,6 +63,12 @@ static const struct ctl_command ctl_commands[] = {
 	{ "report", "--fridge ID --month YYYY-MM [-o file]",
 	    "a fridge's temperature log for a month, as CSV", 2, 16,
 	    ctl_report },
+	{ "audit", "[--since DATE] [--fridge ID] [--table T] [--json]",
+	    "the audit trail in words: who changed what, when, why", 0, 7,
+	    ctl_audit },
+	{ "audit", "verify [--since DATE]",
+	    "recompute the audit chain and the seals of the readings", 0, 7,
+	    ctl_audit },
 	{ "partitions", "[--apply]",
 	    "list the reading partitions; --apply: make ahead, drop expired",
 	    0, 1, ctl_partitions },
@@ -70,7 +79,7 @@ static const struct ctl_command ctl_commands[] = {
 #define CTL_NCOMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
 
 /*
- * Parse "ID --by NAME --note TEXT" of command cmd about a what (lot,
+ * Parse "ID --by WHO --note TEXT" of command cmd about a what (lot,
  * excursion); 0, -1 (reported) or CTL_USAGE.
  */
 int
@@ -101,8 +110,8 @@ ctl_parse_decision(const char *cmd, const char *what, int argc,
 	if (*by == NULL || *note == NULL ||
 	    strspn(*by, " \t") == strlen(*by) ||
 	    strspn(*note, " \t") == strlen(*note)) {
-		ctl_warnx("%s: --by NAME and --note TEXT are required: who "
-		    "decided, and why", cmd);
+		ctl_warnx("%s: --by WHO and --note TEXT are required: who "
+		    "decided (a contact's email or id), and why", cmd);
 		return (CTL_USAGE);
 	}
 	if (ctl_check_id(argv[0]) != 0) {
@@ -231,6 +240,24 @@ ctl_notice(void *arg, const PGresult *res)
 	fprintf(stderr, "%s: %.*s\n", lower, ctl_trimlen(msg), msg);
 }
 
+/* Every change made from here names the OS user in the audit trail. */
+static int
+ctl_os_user(struct ctl *ctl)
+{
+	const char	*params[1];
+	char		*user = ctl_actor_os_user();
+	PGresult	*res;
+
+	params[0] = user;
+	res = ctl_query(ctl, "select set_config('vialwatch.actor_os_user', $1,"
+	    " false)", 1, params);
+	free(user);
+	if (res == NULL)
+		return (-1);
+	PQclear(res);
+	return (0);
+}
+
 /* Connect with the configured conninfo; 0 or -1 (reported). */
 static int
 ctl_connect(struct ctl *ctl)
@@ -254,7 +281,7 @@ ctl_connect(struct ctl *ctl)
 		return (-1);
 	}
 	PQsetNoticeReceiver(ctl->conn, ctl_notice, ctl);
-	return (0);
+	return (ctl_os_user(ctl));
 }
 
 /* Run a query with text parameters; the result, or NULL (reported). */

@@ -34,6 +34,8 @@ int		 ctl_parse_decision(const char *, const char *, int, char **,
 /* ctl-actor.c */
 char		*ctl_actor_os_user(void);
 long long	 ctl_actor(struct ctl *, const char *, const char *);
+int		 ctl_actor_args(const char *, int *, char **, const char **,
+		     const char **);
 
 /* ctl-migrate.c */
 int		 ctl_migrate(struct ctl *, int, char **);
@@ -47,10 +49,14 @@ int		 ctl_fridges(struct ctl *, int, char **);
 int		 ctl_assign(struct ctl *, int, char **);
 int		 ctl_unassign(struct ctl *, int, char **);
 int		 ctl_lots(struct ctl *, int, char **);
+int		 ctl_fridge(struct ctl *, int, char **);
 
 /* ctl-ack.c */
 int		 ctl_ack(struct ctl *, int, char **);
 int		 ctl_excursions(struct ctl *, int, char **);
+
+/* ctl-audit.c */
+int		 ctl_audit(struct ctl *, int, char **);
 
 /* ctl-import.c */
 int		 ctl_import(struct ctl *, int, char **);

@@ -35,6 +35,7 @@
 #include "outbox.h"
 #include "reminder.h"
 #include "retention.h"
+#include "seal.h"
 #include "spool.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
@@ -231,6 +232,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	retention_reconfigure(vw->retention, old);
 	archive_reconfigure(vw->archive, old);
 	heartbeat_reconfigure(vw->heartbeat, old);
+	seal_reconfigure(vw->seal, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
@@ -386,6 +388,7 @@ main(int argc, char **argv)
 	vw.retention = retention_new(&vw);
 	vw.archive = archive_new(&vw);
 	vw.heartbeat = heartbeat_new(&vw);
+	vw.seal = seal_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -405,6 +408,7 @@ main(int argc, char **argv)
 	retention_start(vw.retention);
 	archive_start(vw.archive);
 	heartbeat_start(vw.heartbeat);
+	seal_start(vw.seal);
 
 	event_base_loop(vw.base, 0);
 
@@ -412,6 +416,7 @@ main(int argc, char **argv)
 	mqtt_free(vw.mqtt);
 	heartbeat_free(vw.heartbeat);
 	archive_free(vw.archive);
+	seal_free(vw.seal);
 	retention_free(vw.retention);
 	reminder_free(vw.reminder);
 	outbox_free(vw.outbox);

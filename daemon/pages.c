@@ -274,6 +274,10 @@ pages_on_acked(const PGresult *res, void *arg)
 		else if (code != NULL && strcmp(code, "55000") == 0)
 			pages_message(req, 409, "Conflict", "Not alarmed",
 			    "This excursion has not raised an alarm.");
+		else if (code != NULL && strcmp(code, "28000") == 0)
+			pages_message(req, 403, "Forbidden", "Not a contact",
+			    "This link was sent to someone who is no longer a "
+			    "contact of the clinic: nothing was recorded.");
 		else
 			pages_message(req, 500, "Internal Server Error",
 			    "Not recorded", "The acknowledgement could not be "

@@ -15,6 +15,7 @@ struct excursion;
 struct outbox;
 struct reminder;
 struct retention;
+struct seal;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -29,6 +30,7 @@ struct vialwatchd {
 	struct retention	*retention;
 	struct archive		*archive;
 	struct heartbeat	*heartbeat;
+	struct seal		*seal;
 	int			 stopping;
 };
 

@@ -28,6 +28,8 @@ UTC = datetime.timezone.utc
 CHICAGO = ZoneInfo("America/Chicago")
 MINUTE = datetime.timedelta(minutes=1)
 DAY = datetime.timedelta(days=1)
+# Who assigns sensors in these tests, and why.
+BY = ("--by", "dana@lakeview.example", "--reason", "probe placed")
 SOURCES = {"source json": {"topic": "json/#", "format": "json",
                            "temperature": "/temp", "timestamp": "/ts"}}
 
@@ -416,6 +418,7 @@ def test_no_offline_alarm_for_the_daemons_downtime(daemon, db, mqtt_broker):
     assert d.stop() == 0
     last = db.execute("select received_at from vialwatch.reading "
                       "where sensor_id = %s", [f["sensor"]]).fetchone()[0]
+    db.execute("set vialwatch.reason = 'a shorter offline_after'")
     db.execute("update vialwatch.fridge set offline_after = '5 seconds'")
     # Down for longer than offline_after: that is what is tested.
     time.sleep(max(0.0, 7 - (now() - last).total_seconds()))
@@ -466,7 +469,7 @@ def test_assign_and_unassign_without_restart(daemon, db, mqtt_broker,
                        [key]).fetchone()[0]
     assert excursions(db, probe) == []
 
-    r = ctl(ctl_conf, "assign", key, f["fridge"])
+    r = ctl(ctl_conf, "assign", key, f["fridge"], *BY)
     assert r.returncode == 0, r.stderr
     assert r.stdout == (f"sensor {probe} ({key}) assigned to fridge "
                         f"{f['fridge']} (Lakeview Aesthetics / Botox fridge)\n")
@@ -482,7 +485,7 @@ def test_assign_and_unassign_without_restart(daemon, db, mqtt_broker,
     assert linked_lots(db, x["id"]) == set(f["lots"])
 
     # Taken off the fridge: its open excursion ends at its last reading.
-    r = ctl(ctl_conf, "unassign", key)
+    r = ctl(ctl_conf, "unassign", key, *BY)
     assert r.returncode == 0, r.stderr
     assert "taken off fridge" in r.stdout
     (x,) = wait_excursion(db, probe, lambda xs: xs[0]["ended_at"],
@@ -524,6 +527,8 @@ def test_reference_changes_notify(pg, db, clean_db):
                    "do update set last_seen = now()")
         db.execute("update vialwatch.sensor set battery = 50, battery_at = "
                    "now(), offline_since = null, last_seen = now()")
+        # Assignments and limits need a reason.
+        db.execute("set vialwatch.reason = 'moved'")
         db.execute("update vialwatch.sensor set fridge_id = null")
         # Then an admin assigns one: only that is heard.
         db.execute("update vialwatch.sensor set fridge_id = %s where key = 'a'",
@@ -631,23 +636,23 @@ def test_ctl_fridges_and_assign(db, clean_db, ctl_conf):
     assert lines[-1] == "2 fridges"
 
     # By key, moved, by id, already there, taken off.
-    r = ctl(ctl_conf, "assign", "tele/x/SENSOR/DS18B20", freezer)
+    r = ctl(ctl_conf, "assign", "tele/x/SENSOR/DS18B20", freezer, *BY)
     assert (r.returncode, r.stdout) == (0, (
         f"sensor {other} (tele/x/SENSOR/DS18B20) assigned to fridge "
         f"{freezer} (Lakeview Aesthetics / Freezer)\n")), r.stderr
-    r = ctl(ctl_conf, "assign", "tele/x/SENSOR/DS18B20", f["fridge"])
+    r = ctl(ctl_conf, "assign", "tele/x/SENSOR/DS18B20", f["fridge"], *BY)
     assert r.stdout == (f"sensor {other} (tele/x/SENSOR/DS18B20) moved from "
                         f"fridge {freezer} (Lakeview Aesthetics / Freezer) to "
                         f"fridge {f['fridge']} (Lakeview Aesthetics / Botox "
                         "fridge)\n")
-    r = ctl(ctl_conf, "assign", probe, f["fridge"])
+    r = ctl(ctl_conf, "assign", probe, f["fridge"], *BY)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"sensor {probe} ({other}) assigned")
-    r = ctl(ctl_conf, "assign", probe, f["fridge"])
+    r = ctl(ctl_conf, "assign", probe, f["fridge"], *BY)
     assert r.returncode == 0 and "already" in r.stdout
-    r = ctl(ctl_conf, "assign", probe, "--none")
+    r = ctl(ctl_conf, "assign", probe, "--none", *BY)
     assert r.returncode == 0 and "taken off fridge" in r.stdout
-    r = ctl(ctl_conf, "unassign", probe)
+    r = ctl(ctl_conf, "unassign", probe, *BY)
     assert r.returncode == 0 and r.stdout.endswith("has no fridge\n")
     assert db.execute("select fridge_id from vialwatch.sensor where id = %s",
                       [probe]).fetchone()[0] is None
@@ -663,7 +668,7 @@ def test_ctl_fridges_and_assign(db, clean_db, ctl_conf):
             (["unassign", other], f'"{other}" is the key of one sensor and '
              'the id of another'),
     ]:
-        r = ctl(ctl_conf, *args)
+        r = ctl(ctl_conf, *args, *BY)
         assert r.returncode == 1 and err in r.stderr, (args, r.stderr)
         assert r.stdout == ""
     r = ctl(ctl_conf, "assign", "extra")
@@ -693,7 +698,8 @@ def test_ctl_lots(db, clean_db, ctl_conf):
     assert re.search(rf"^{fine} .* Varivax +V1 +- +10 +ok +- +-$", r.stdout,
                      re.M), r.stdout
 
-    r = ctl(ctl_conf, "lots", "release", botox, "--by", "Dana Lee", "--note",
+    r = ctl(ctl_conf, "lots", "release", botox, "--by", "dana@lakeview.example",
+            "--note",
             "Allergan: stability data cover 11 C for 1 h; OK to use")
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"lot {botox} (Botox C1234) released by Dana Lee\n"
@@ -702,25 +708,25 @@ def test_ctl_lots(db, clean_db, ctl_conf):
     assert lot["decision_note"].startswith("Allergan: stability")
     assert now() - lot["decided_at"] < datetime.timedelta(minutes=1)
     r = ctl(ctl_conf, "lots", "discard", juvederm, "--note", "no data",
-            "--by", "Sam Ortiz")
+            "--by", "sam@lakeview.example")
     assert r.returncode == 0 and lot_status(db, juvederm) == "discarded"
     r = ctl(ctl_conf, "lots", "--fridge", f["fridge"])
     assert "Dana Lee, " in r.stdout and ": Allergan: stability" in r.stdout
 
     for args, err in [
-            (["lots", "release", botox, "--by", "X", "--note", "again"],
+            (["lots", "release", botox, "--by", "2", "--note", "again"],
              f"lot {botox} (Botox C1234) is released (by Dana Lee), not "
              "quarantined: only a quarantined lot can be released"),
-            (["lots", "discard", fine, "--by", "X", "--note", "y"],
+            (["lots", "discard", fine, "--by", "2", "--note", "y"],
              f"lot {fine} (Varivax V1) is ok, not quarantined"),
-            (["lots", "discard", "999999", "--by", "X", "--note", "y"],
+            (["lots", "discard", "999999", "--by", "2", "--note", "y"],
              "no lot with id 999999"),
-            (["lots", "discard", "abc", "--by", "X", "--note", "y"],
+            (["lots", "discard", "abc", "--by", "2", "--note", "y"],
              'bad lot id "abc"'),
-            (["lots", "release", botox, "--by", "X"],
-             "--by NAME and --note TEXT are required"),
+            (["lots", "release", botox, "--by", "2"],
+             "--by WHO and --note TEXT are required"),
             (["lots", "release", botox, "--by", " ", "--note", "y"],
-             "--by NAME and --note TEXT are required"),
+             "--by WHO and --note TEXT are required"),
             (["lots", "release"], "which lot?"),
             (["lots", "--fridge", "999999"], "no fridge with id 999999"),
     ]:

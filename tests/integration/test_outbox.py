@@ -91,8 +91,9 @@ def http(url, data=None, method=None):
 
 
 def acked(db, xid):
-    return rows(db, "select acked_at, acked_by, action_note, acked_contact "
-                "from vialwatch.excursion where id = %s", [xid])[0]
+    return rows(db, "select acked_at, acked_by, action_note, acked_contact, "
+                "acked_contact_id from vialwatch.excursion where id = %s",
+                [xid])[0]
 
 
 def outbox(db):
@@ -152,8 +153,11 @@ def test_alarm_email_content_and_ack_page(daemon, db, mqtt_broker, smtp,
     assert status == 400
     assert acked(db, x["id"])["acked_at"] is None
 
-    # The POST acknowledges, names who and the action; HTML is escaped.
-    status, page = http(link, {"name": "Dana <b>Lee</b>",
+    # The POST acknowledges as the contact the link was sent to (their
+    # name, not what was typed), with the action; HTML is escaped.
+    db.execute("update vialwatch.contact set name = 'Dana <b>Lee</b>' "
+               "where id = %s", [f["contacts"]["dana"]])
+    status, page = http(link, {"name": "D. Lee",
                                "action": "Moved stock to the spare fridge"})
     assert status == 200, page
     assert "Dana &lt;b&gt;Lee&lt;/b&gt;" in page and "<b>Lee" not in page
@@ -161,6 +165,14 @@ def test_alarm_email_content_and_ack_page(daemon, db, mqtt_broker, smtp,
     assert a["acked_at"] is not None and a["acked_by"] == "Dana <b>Lee</b>"
     assert a["action_note"] == "Moved stock to the spare fridge"
     assert a["acked_contact"] == "dana@lakeview.example"
+    assert a["acked_contact_id"] == f["contacts"]["dana"]
+    # The audit trail names her too, as the person who acted.
+    (au,) = rows(db, "select * from vialwatch.audit where table_name = "
+                 "'excursion' and row_id = %s", [str(x["id"])])
+    assert au["actor_contact_id"] == f["contacts"]["dana"]
+    assert au["actor_os_user"] is None and au["action"] == "update"
+    assert au["new"]["acked_by"] == "Dana <b>Lee</b>"
+    assert au["old"]["acked_at"] is None
 
     # A second POST (Sam's link) changes nothing and says who it was.
     status, page = http(links["sam@lakeview.example"],
@@ -211,7 +223,7 @@ def test_forged_altered_and_expired_links(daemon, db, mqtt_broker, smtp,
     status, _ = http(base + token(x["id"], who, later),
                      {"name": "Kim", "action": "checked"})
     assert status == 200
-    assert acked(db, x["id"])["acked_by"] == "Kim"
+    assert acked(db, x["id"])["acked_by"] in ("Dana Lee", "Sam Ortiz")
 
 
 # --- escalation, repeats, recovery ---------------------------------------------
@@ -261,14 +273,20 @@ def test_escalation_repeat_ack_and_recovery(daemon, db, mqtt_broker, smtp,
     (x,) = excursions(db, f["sensor"])
     assert x["acked_at"] is None
 
+    # --by names a contact (by email or id); a name is not enough.
     r = run_ctl(["ack", str(x["id"]), "--by", "Kim Boss", "--note",
                  "Door fixed, stock moved"], ctl_conf)
+    assert r.returncode == 1 and 'nobody known as "Kim Boss"' in r.stderr
+    assert acked(db, x["id"])["acked_at"] is None
+    r = run_ctl(["ack", str(x["id"]), "--by", "kim@lakeview.example",
+                 "--note", "Door fixed, stock moved"], ctl_conf)
     assert r.returncode == 0, r.stderr
     assert f"excursion {x['id']} acknowledged by Kim Boss" in r.stdout
-    r = run_ctl(["ack", str(x["id"]), "--by", "Again", "--note", "x"],
-                ctl_conf)
+    r = run_ctl(["ack", str(x["id"]), "--by", "sam@lakeview.example",
+                 "--note", "x"], ctl_conf)
     assert r.returncode == 1 and "already acknowledged by Kim Boss" in r.stderr
-    r = run_ctl(["ack", "999999", "--by", "X", "--note", "x"], ctl_conf)
+    r = run_ctl(["ack", "999999", "--by", "sam@lakeview.example", "--note",
+                 "x"], ctl_conf)
     assert r.returncode == 1 and "no excursion 999999" in r.stderr
 
     # Escalation and repeats stop: nothing new for two repeat periods.
@@ -278,6 +296,7 @@ def test_escalation_repeat_ack_and_recovery(daemon, db, mqtt_broker, smtp,
     assert len(smtp.messages()) == count
     a = acked(db, x["id"])
     assert a["acked_by"] == "Kim Boss" and a["acked_contact"] is None
+    assert a["acked_contact_id"] == f["contacts"]["boss"]
 
     # The recovery goes to everyone who was told, once.
     recover(mqtt_broker, f)
@@ -439,12 +458,15 @@ def test_hook_gets_json_and_env_and_a_hanging_one_is_killed(
     assert str(hang) not in ps
 
     # Acknowledge and recovery reach the recording hook.
-    status, _ = http(ACK_RE.search(smtp.wait_messages(2)[0].get_content())
-                     .group(0), {"name": "Dana", "action": "fixed"})
+    # (by the contact the link was sent to, whatever name is typed)
+    m = smtp.wait_messages(2)[0]
+    status, _ = http(ACK_RE.search(m.get_content()).group(0),
+                     {"name": "D.", "action": "fixed"})
     assert status == 200
     wait_for(lambda: (out / "excursion.ack.json").exists(), 15, "ack hook")
     assert json.loads((out / "excursion.ack.json").read_text())[
-        "acked_by"] == "Dana"
+        "acked_by"] == {"dana@lakeview.example": "Dana Lee",
+                        "sam@lakeview.example": "Sam Ortiz"}[m.envelope_to[0]]
     recover(mqtt_broker, f)
     wait_for(lambda: (out / "excursion.close.json").exists(), 15,
              "close hook")
