@@ -23,6 +23,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "calibration.h"
 #include "conf.h"
 #include "db.h"
 #include "excursion.h"
@@ -227,6 +228,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	outbox_reconfigure(vw->outbox, old);
 	reminder_reconfigure(vw->reminder, old);
 	retention_reconfigure(vw->retention, old);
+	calibration_reconfigure(vw->calibration, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
@@ -380,6 +382,7 @@ main(int argc, char **argv)
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
 	vw.retention = retention_new(&vw);
+	vw.calibration = calibration_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -397,11 +400,13 @@ main(int argc, char **argv)
 	outbox_start(vw.outbox);
 	reminder_start(vw.reminder);
 	retention_start(vw.retention);
+	calibration_start(vw.calibration);
 
 	event_base_loop(vw.base, 0);
 
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
+	calibration_free(vw.calibration);
 	retention_free(vw.retention);
 	reminder_free(vw.reminder);
 	outbox_free(vw.outbox);

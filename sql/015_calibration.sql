@@ -320,7 +320,8 @@ declare
 begin
 	select id into v_sensor from vialwatch.sensor
 	where key = p_sensor
-	    or (p_sensor ~ '^[0-9]{1,18}$' and id = p_sensor::bigint)
+	    or id = case when p_sensor ~ '^[0-9]{1,18}$'
+		then p_sensor::bigint end
 	order by key = p_sensor desc limit 1;
 	if v_sensor is null then
 		raise exception 'no sensor with key or id "%"', p_sensor
