@@ -167,17 +167,38 @@ calibration_parse(int argc, char **argv, struct calibration_args *a)
 	while ((ch = getopt_long(argc - 2, argv + 2, "+", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
-		case 's': a->serial = optarg; break;
-		case 'c': a->certificate = optarg; break;
-		case 'o': a->calibrated_on = optarg; break;
-		case 'v': a->valid_until = optarg; break;
-		case 'm': a->model = optarg; break;
-		case 'l': a->laboratory = optarg; break;
-		case 'u': a->uncertainty = optarg; break;
-		case 'f': a->failed = 1; break;
-		case 'd': a->document = optarg; break;
-		case 'b': a->by = optarg; break;
-		default: return (CTL_USAGE);
+		case 's':
+			a->serial = optarg;
+			break;
+		case 'c':
+			a->certificate = optarg;
+			break;
+		case 'o':
+			a->calibrated_on = optarg;
+			break;
+		case 'v':
+			a->valid_until = optarg;
+			break;
+		case 'm':
+			a->model = optarg;
+			break;
+		case 'l':
+			a->laboratory = optarg;
+			break;
+		case 'u':
+			a->uncertainty = optarg;
+			break;
+		case 'f':
+			a->failed = 1;
+			break;
+		case 'd':
+			a->document = optarg;
+			break;
+		case 'b':
+			a->by = optarg;
+			break;
+		default:
+			return (CTL_USAGE);
 		}
 	}
 	if (optind != argc - 2) {
