@@ -215,6 +215,20 @@ left join lateral (
 	limit 1
 ) ex on true;
 
+-- The paragraph an alarm email gets when a probe of the fridge is not
+-- calibrated as it should be, or null.
+create function vialwatch.calibration_mail_note(what text, p_fridge_id bigint)
+returns text
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+	select format(e'\nCalibration: %s.  Its readings may not be the '
+	    'evidence an inspector accepts.\n', n)
+	from vialwatch.calibration_note(p_fridge_id) n
+	where what = 'alarm' and n is not null
+$$;
+
 -- The email about excursion e of 006, with the calibration note of the
 -- fridge's probes in an alarm.
 create or replace function vialwatch.excursion_mail(what text,
@@ -239,20 +253,6 @@ begin
 		    'more people.\n', e.id);
 	end if;
 end;
-$$;
-
--- The paragraph an alarm email gets when a probe of the fridge is not
--- calibrated as it should be, or null.
-create function vialwatch.calibration_mail_note(what text, p_fridge_id bigint)
-returns text
-language sql
-stable
-set search_path = pg_catalog, pg_temp
-as $$
-	select format(e'\nCalibration: %s.  Its readings may not be the '
-	    'evidence an inspector accepts.\n', n)
-	from vialwatch.calibration_note(p_fridge_id) n
-	where what = 'alarm' and n is not null
 $$;
 
 -- Offsets -----------------------------------------------------------------

@@ -13,12 +13,16 @@ import hashlib
 import io
 import json
 import os
+import time
+import zlib
 from pathlib import Path
 
 import pytest
 
 from servers import publish, wait_for
-from test_excursions import (MINUTE, SOURCES, UTC, ctl, ctl_conf,  # noqa: F401
+from test_ingest import GATEWAY, count_readings, gateway_readings
+from test_spool import HDR, KEY, SPOOL_MAGIC, kill9, spool_dir, spool_records
+from test_excursions import (MINUTE, SOURCES, ctl, ctl_conf,  # noqa: F401
                              excursions, insert, message, now, rows,
                              setup_fridge, wait_loaded)
 
@@ -429,3 +433,66 @@ def test_offset_corrects_new_readings_only(daemon, db, mqtt_broker, fridge,
     r = ctl(ctl_conf, "offset", "list")
     assert r.returncode == 0 and "current" in r.stdout and \
         "reference thermometer" in r.stdout
+
+
+def spool_record(body):
+    n = len(body)
+    crc = zlib.crc32(body, zlib.crc32(n.to_bytes(4, "little")))
+    return HDR.pack(SPOOL_MAGIC, n, crc) + body
+
+
+def test_spool_of_an_older_daemon_replayed(daemon, db, pg, mqtt_broker,
+                                           clean_db):
+    """Readings spooled by a daemon from before temp_raw_c (one column
+    less) are stored after an upgrade, with temp_raw_c null; and those a
+    daemon spools before it could load the offsets (the database down)
+    are corrected by the database."""
+    dead_db = {"conninfo": pg.conninfo("vialwatch").replace(
+        f"port={pg.port}", "port=1")}
+    d = daemon(overrides=GATEWAY, database=dead_db, wait=False)
+    d.wait_health(503)
+    now_ms = int(time.time() * 1000)
+    old_ones = gateway_readings(0, 10, now_ms - 600_000)
+    new_ones = gateway_readings(10, 3, now_ms + 90_000 - 100)
+    publish(mqtt_broker.port, old_ones + new_ones)
+    wait_for(lambda: d.metric("vialwatch_readings_pending") == 13, 10,
+             "13 readings held")
+    kill9(d)
+
+    # key source kind ts temp_c humidity battery received_at temp_raw_c:
+    # temp_c is null, left to the database by a daemon that has not
+    # loaded the offsets.  An older daemon wrote the value there and had
+    # no temp_raw_c: the first 10 are made so.
+    seen = 0
+    for seg in sorted(spool_dir(d).glob("*.seg")):
+        out = b""
+        for _, body in spool_records(seg):
+            f = body[:-1].split(b"\t")
+            assert len(f) == 9 and f[4] == b"\\N", f
+            if seen < 10:
+                body = b"\t".join(f[:4] + [f[8]] + f[5:8]) + b"\n"
+            out += spool_record(body)
+            seen += 1
+        seg.write_bytes(out)
+    assert seen == 13
+
+    # Meanwhile an offset was set from a minute on.
+    clinic = insert(db, "clinic", name="Gateway clinic", timezone="UTC")
+    who = insert(db, "contact", clinic_id=clinic, name="Ann",
+                 email="ann@gw.example")
+    sensor = insert(db, "sensor", key=KEY)
+    db.execute("insert into vialwatch.sensor_offset (sensor_id, offset_c, "
+               "effective_from, reason, set_by) values (%s, 1, now() + "
+               "interval '60 seconds', 'checked', %s)", [sensor, who])
+
+    d.config["database"]["conninfo"] = pg.conninfo("vialwatch")
+    d.start()
+    d.wait_healthy(timeout=30)
+    wait_for(lambda: count_readings(db, KEY) == 13, 20, "13 readings")
+    got = rows(db, "select temp_c, temp_raw_c from vialwatch.reading "
+               "where sensor_id = %s order by ts", [sensor])
+    assert [(g["temp_c"], g["temp_raw_c"]) for g in got[:10]] == \
+        [(m["t"], None) for _, m in old_ones]
+    assert [(g["temp_c"], g["temp_raw_c"]) for g in got[10:]] == \
+        [(pytest.approx(m["t"] + 1), m["t"]) for _, m in new_ones]
+    assert d.metric("vialwatch_spool_corrupt_total") == 0
