@@ -25,20 +25,7 @@
 #include "ctl.h"
 #include "xmalloc.h"
 
-#define IMPORT_MAXCOLUMNS	8
-#define IMPORT_ROW		(-1)	/* an error about a row, not a cell */
 #define IMPORT_CHUNK		(256 * 1024)
-
-enum import_type {
-	IMPORT_TEXT,
-	IMPORT_EMAIL,
-	IMPORT_YESNO,
-	IMPORT_DATE,
-	IMPORT_TIME,		/* or a date: 12:00 that day */
-	IMPORT_NUMBER,		/* decimal, >= 0 */
-	IMPORT_COUNT,		/* whole number, >= 0 */
-	IMPORT_STATUS,		/* of an appointment */
-};
 
 /* What is wrong with a value of each type. */
 static const char *const import_reasons[] = {
@@ -51,22 +38,25 @@ static const char *const import_reasons[] = {
 	[IMPORT_STATUS] = "not booked, cancelled or done",
 };
 
-struct import_column {
-	const char		*name;
-	enum import_type	 type;
-	int			 required;
-	const char		*empty;		/* an empty cell; NULL: null */
-};
+/* A time without an offset is the clinic's local time. */
+#define IMPORT_TIME(v)							\
+    "case when " v " ~ '[+-][0-9][0-9]:[0-9][0-9]$'"			\
+    " then " v "::timestamptz"						\
+    " else " v "::timestamp at time zone c.timezone end"
 
-/* A kind of import: its columns, in the order of its table's. */
-struct import_kind {
-	const char			*name;
-	const struct import_column	*columns;
-	size_t				 ncolumns;
-	const char			*table_sql;
-	const char			*check_sql;
-	const char			*upsert_sql;
-};
+#define CHECK_CLINIC							\
+    "select r.line, 'clinic', 'clinic', r.clinic, null"		\
+    " from pg_temp.import_row r"					\
+    " where r.clinic is not null and not exists (select"		\
+    "  from vialwatch.clinic c where c.name = r.clinic)"
+
+#define CHECK_PATIENT							\
+    " union all select r.line, 'patient_ref', 'patient', r.patient_ref,"	\
+    " r.clinic from pg_temp.import_row r"				\
+    " join vialwatch.clinic c on c.name = r.clinic"			\
+    " where r.patient_ref is not null and not exists (select"		\
+    "  from vialwatch.patient p where p.clinic_id = c.id"		\
+    "  and p.external_ref = r.patient_ref)"
 
 struct import_buf {
 	char	*data;
@@ -94,51 +84,6 @@ struct import {
 	size_t				 nerrors;
 	size_t				 nalloc;
 };
-
-/*
- * The temporary table holds every row, a cell that is bad as null.  The
- * check query returns (line, column, what, value, clinic) for each value
- * that refers to nothing, and for each row whose key an earlier row of the
- * file has ("same", the earlier line).  The upsert query, given $1 the
- * columns of the file, returns the rows inserted and those written: a
- * column the file does not have is kept as it is in a row that exists.
- */
-
-#define IMPORT_TABLE(cols)						\
-    "create temporary table import_row (line integer not null, " cols	\
-    ") on commit drop"
-
-#define IMPORT_GIVEN(col)	"'" col "' = any($1::text[])"
-
-/* A time without an offset is the clinic's local time. */
-#define IMPORT_TIME(v)							\
-    "case when " v " ~ '[+-][0-9][0-9]:[0-9][0-9]$'"			\
-    " then " v "::timestamptz"						\
-    " else " v "::timestamp at time zone c.timezone end"
-
-#define CHECK_CLINIC							\
-    "select r.line, 'clinic', 'clinic', r.clinic, null"		\
-    " from pg_temp.import_row r"					\
-    " where r.clinic is not null and not exists (select"		\
-    "  from vialwatch.clinic c where c.name = r.clinic)"
-
-#define CHECK_PATIENT							\
-    " union all select r.line, 'patient_ref', 'patient', r.patient_ref,"	\
-    " r.clinic from pg_temp.import_row r"				\
-    " join vialwatch.clinic c on c.name = r.clinic"			\
-    " where r.patient_ref is not null and not exists (select"		\
-    "  from vialwatch.patient p where p.clinic_id = c.id"		\
-    "  and p.external_ref = r.patient_ref)"
-
-#define CHECK_SAME(col, key)						\
-    " union all select line, '" col "', 'same', first::text, null"	\
-    " from (select line, min(line) over (partition by " key ") first"	\
-    "  from pg_temp.import_row where (" key ") is not null) d"		\
-    " where line <> first"
-
-#define UPSERT_COUNT							\
-    " select (select count(*) from src where fresh),"			\
-    " (select count(*) from up)"
 
 static const struct import_column patient_columns[] = {
 	{ "clinic", IMPORT_TEXT, 1, NULL },
@@ -311,6 +256,12 @@ static const struct import_kind import_kinds[] = {
 	    lot_upsert),
 };
 #define IMPORT_NKINDS (sizeof import_kinds / sizeof import_kinds[0])
+
+/* The kinds of their own files. */
+static const struct import_kind *const import_more[] = {
+	&import_calibrations,
+};
+#define IMPORT_NMORE (sizeof import_more / sizeof import_more[0])
 
 static void
 import_buf_add(struct import_buf *b, const char *s, size_t len)
@@ -829,6 +780,12 @@ import_check(struct import *imp)
 		if (strcmp(what, "same") == 0)
 			import_error(imp, line, k, "%s: same as line %s",
 			    column, PQgetvalue(res, i, 3));
+		else if (strcmp(what, "bad") == 0)
+			import_error(imp, line, k, "%s: %s", column,
+			    PQgetvalue(res, i, 3));
+		else if (PQgetisnull(res, i, 4))
+			import_error(imp, line, k, "%s: unknown %s %s",
+			    column, what, value);
 		else if (strcmp(what, "clinic") == 0)
 			import_error(imp, line, k, "%s: unknown clinic %s",
 			    column, value);
@@ -933,7 +890,7 @@ import_run(struct import *imp, const char *buf, size_t len)
 	return (0);
 }
 
-/* vialwatchctl import patients|treatments|appointments|lots FILE.csv */
+/* vialwatchctl import patients|...|calibrations FILE.csv */
 int
 ctl_import(struct ctl *ctl, int argc, char **argv)
 {
@@ -947,9 +904,13 @@ ctl_import(struct ctl *ctl, int argc, char **argv)
 		if (strcmp(argv[1], import_kinds[i].name) == 0)
 			imp.kind = &import_kinds[i];
 	}
+	for (i = 0; i < IMPORT_NMORE; i++) {
+		if (strcmp(argv[1], import_more[i]->name) == 0)
+			imp.kind = import_more[i];
+	}
 	if (imp.kind == NULL) {
 		ctl_warnx("import: unknown kind \"%s\": expected patients, "
-		    "treatments, appointments or lots", argv[1]);
+		    "treatments, appointments, lots or calibrations", argv[1]);
 		return (CTL_USAGE);
 	}
 	imp.ctl = ctl;

@@ -1,7 +1,8 @@
 /*
  * vialwatchctl report: a fridge's temperature log for one month as CSV
  * (RFC 4180), one row per clinic-local day, from vialwatch.daily_summary
- * and vialwatch.excursion_report.
+ * and vialwatch.excursion_report, with what was wrong that day with the
+ * calibration of the fridge's probes (vialwatch.calibration_note).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -57,7 +58,8 @@ static const char report_sql[] =
     "    round((extract(epoch from ds.longest_gap) / 60)::numeric, 1),"
     "    case when ds.day is not null or x.n > 0 then x.n end,"
     "    x.kind, x.started, x.ended, x.peak, x.lots, x.acked_by,"
-    "    x.acked_at, x.action "
+    "    x.acked_at, x.action,"
+    "    coalesce(vialwatch.calibration_note(f.id, d.day), 'ok') "
     "from f cross join d "
     "left join ds on ds.day = d.day "
     "left join lateral ("
@@ -116,6 +118,7 @@ static const struct {
 	{ "acknowledged_by", 1 },
 	{ "acknowledged_at", 0 },
 	{ "action", 1 },
+	{ "calibration", 1 },
 };
 #define REPORT_NCOLUMNS (sizeof report_columns / sizeof report_columns[0])
 

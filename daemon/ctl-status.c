@@ -68,7 +68,8 @@ static const char status_fridges_sql[] =
     " fs.clinic_id, fs.fridge_id, fs.kind, fs.low_c, fs.high_c,"
     " fs.last_temp_c, " STATUS_ISO("fs.last_reading_at") ","
     " extract(epoch from now() - fs.last_reading_at)::bigint,"
-    " fs.last_sensor_key, x.open, x.unacked, fs.excursion_id"
+    " fs.last_sensor_key, x.open, x.unacked, fs.excursion_id,"
+    " fs.calibration"
     " from vialwatch.fridge_status fs"
     " join vialwatch.fridge f on f.id = fs.fridge_id"
     " cross join lateral (select case"
@@ -157,7 +158,7 @@ static const struct status_col status_fridge_cols[] = {
 	{ "last_reading_at", 12, 's' }, { "last_reading_age_s", 13, 'i' },
 	{ "sensor", 14, 's' }, { "state", 4, 's' },
 	{ "open_excursions", 15, 'i' }, { "unacknowledged", 16, 'i' },
-	{ "excursion_id", 17, 'i' },
+	{ "excursion_id", 17, 'i' }, { "calibration", 18, 's' },
 };
 
 static const struct status_col status_excursion_cols[] = {
@@ -512,6 +513,20 @@ status_print_daemons(const struct status *st)
 		    status_member(hl, "readings_pending"));
 }
 
+/* The fridges whose probes are not calibrated as they should be. */
+static void
+status_print_calibration(const PGresult *res, int col)
+{
+	int	i;
+
+	for (i = 0; i < PQntuples(res); i++) {
+		if (PQgetisnull(res, i, col))
+			continue;
+		printf("UNCALIBRATED: %s / %s: %s\n", PQgetvalue(res, i, 0),
+		    PQgetvalue(res, i, 1), PQgetvalue(res, i, col));
+	}
+}
+
 /* Print everything for a terminal. */
 static void
 status_print_text(struct ctl *ctl, const struct status *st)
@@ -537,6 +552,7 @@ status_print_text(struct ctl *ctl, const struct status *st)
 		printf("no fridges\n");
 	else
 		ctl_table(st->fridges, fhead, 6);
+	status_print_calibration(st->fridges, 18);
 	putchar('\n');
 	if (PQntuples(st->excursions) == 0)
 		printf("no open excursions\n");

@@ -2,6 +2,8 @@
 #ifndef CTL_H
 #define CTL_H
 
+#include <stddef.h>
+
 #include <libpq-fe.h>
 
 #include "log.h"
@@ -58,7 +60,71 @@ int		 ctl_excursions(struct ctl *, int, char **);
 /* ctl-audit.c */
 int		 ctl_audit(struct ctl *, int, char **);
 
-/* ctl-import.c */
+/* ctl-calibration.c */
+int		 ctl_calibration(struct ctl *, int, char **);
+
+/* ctl-offset.c */
+int		 ctl_offset(struct ctl *, int, char **);
+
+/* ctl-import.c: imports from CSV, a table of kinds. */
+#define IMPORT_MAXCOLUMNS	12
+#define IMPORT_ROW		(-1)	/* an error about a row, not a cell */
+
+enum import_type {
+	IMPORT_TEXT,
+	IMPORT_EMAIL,
+	IMPORT_YESNO,
+	IMPORT_DATE,
+	IMPORT_TIME,		/* or a date: 12:00 that day */
+	IMPORT_NUMBER,		/* decimal, >= 0 */
+	IMPORT_COUNT,		/* whole number, >= 0 */
+	IMPORT_STATUS,		/* of an appointment */
+};
+
+struct import_column {
+	const char		*name;
+	enum import_type	 type;
+	int			 required;
+	const char		*empty;		/* an empty cell; NULL: null */
+};
+
+/* A kind of import: its columns, in the order of its table's. */
+struct import_kind {
+	const char			*name;
+	const struct import_column	*columns;
+	size_t				 ncolumns;
+	const char			*table_sql;
+	const char			*check_sql;
+	const char			*upsert_sql;
+};
+
+/*
+ * The temporary table holds every row, a cell that is bad as null.  The
+ * check query returns (line, column, what, value, clinic) for each value
+ * that refers to nothing, and for each row whose key an earlier row of the
+ * file has ("same", the earlier line).  The upsert query, given $1 the
+ * columns of the file, returns the rows inserted and those written: a
+ * column the file does not have is kept as it is in a row that exists.
+ */
+
+#define IMPORT_TABLE(cols)						\
+    "create temporary table import_row (line integer not null, " cols	\
+    ") on commit drop"
+
+#define IMPORT_GIVEN(col)	"'" col "' = any($1::text[])"
+
+#define CHECK_SAME(col, key)						\
+    " union all select line, '" col "', 'same', first::text, null"	\
+    " from (select line, min(line) over (partition by " key ") first"	\
+    "  from pg_temp.import_row where (" key ") is not null) d"		\
+    " where line <> first"
+
+#define UPSERT_COUNT							\
+    " select (select count(*) from src where fresh),"			\
+    " (select count(*) from up)"
+
+/* ctl-import-calibration.c: the calibration certificates. */
+extern const struct import_kind import_calibrations;
 int		 ctl_import(struct ctl *, int, char **);
 
 /* ctl-status.c */

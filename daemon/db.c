@@ -116,7 +116,7 @@ static const char db_setup_sql[] =
     "set application_name = 'vialwatchd';"
     "create temporary table if not exists reading_in ("
     " key text, source text, kind text, ts bigint, temp_c float8,"
-    " humidity float8, battery float8, received_at bigint)"
+    " humidity float8, battery float8, received_at bigint, temp_raw_c float8)"
     " on commit delete rows;"
     "create temporary table if not exists rejected_in ("
     " received_at bigint, topic text, payload bytea, reason text, code text)"
@@ -124,6 +124,8 @@ static const char db_setup_sql[] =
     "select vialwatch.reading_partition_create((date_trunc('month', now())"
     " + m * interval '1 month')::date) from generate_series(0, 3) m";
 
+/* The columns of reading_in. */
+#define DB_READING_COLUMNS	9
 #define DB_TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
 #define DB_SEEN_STEP "'10 seconds'"
 /*
@@ -161,8 +163,10 @@ static const char db_setup_sql[] =
     " code" \
     " from pg_temp.rejected_in on conflict do nothing;" \
     "insert into vialwatch.reading (sensor_id, ts, temp_c, humidity, battery," \
-    " received_at) select s.id, " DB_TS("r.ts") ", r.temp_c, r.humidity," \
-    " r.battery, " DB_TS("r.received_at") " from pg_temp.reading_in r" \
+    " received_at, temp_raw_c) select s.id, " DB_TS("r.ts") "," \
+    " coalesce(r.temp_c, r.temp_raw_c + vialwatch.sensor_offset_at(s.id, " \
+    DB_TS("r.ts") ")), r.humidity, r.battery, " DB_TS("r.received_at") "," \
+    " r.temp_raw_c from pg_temp.reading_in r" \
     " join vialwatch.sensor s on s.key = r.key where r.kind = 'r'"
 static const char db_batch_sql[] = DB_BATCH_SQL;
 
@@ -833,6 +837,26 @@ db_queue(struct db *db, char type, const char *line, size_t len,
 	}
 }
 
+/*
+ * A reading spooled before readings carried temp_raw_c has one column
+ * less: it is given a null one (its temp_c is what the probe sent). 0 and
+ * the row in db->line, or -1 for a row of today's shape.
+ */
+static int
+db_spool_old_row(struct db *db, const char *line, size_t len)
+{
+	size_t	i, tabs = 0;
+
+	for (i = 0; i < len; i++)
+		tabs += line[i] == '\t';
+	if (tabs != DB_READING_COLUMNS - 2)
+		return (-1);
+	db->line_len = 0;
+	db_line_add(db, line, len - 1);
+	db_line_add(db, "\t\\N\n", 4);
+	return (0);
+}
+
 /* A record read back from the spool at start. */
 void
 db_spool_replay(void *arg, char type, const char *line, size_t len,
@@ -845,6 +869,11 @@ db_spool_replay(void *arg, char type, const char *line, size_t len,
 		metrics.spool_corrupt++;
 		log_warnx("spool: a record of unknown type 0x%02x; skipped",
 		    (unsigned char)type);
+		return;
+	}
+	if (type != 'j' && memchr(line, '\t', len) != NULL &&
+	    db_spool_old_row(db, line, len) == 0) {
+		db_queue(db, type, db->line, db->line_len, pos);
 		return;
 	}
 	db_queue(db, type, line, len, pos);
@@ -870,6 +899,7 @@ db_push_reading(struct db *db, const char *source, const struct reading *r,
 	db_copy_double(db, r->battery);
 	db_line_add(db, "\t", 1);
 	db_copy_int(db, received_us);
+	db_copy_double(db, r->kind == READING_TEMP ? r->temp_raw_c : NAN);
 	db_line_add(db, "\n", 1);
 	db_queue(db, kinds[r->kind], db->line, db->line_len, NULL);
 }

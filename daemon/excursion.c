@@ -18,7 +18,9 @@
  * for the first time has its state rebuilt from its open excursions and
  * its last reading (rules_restore), a known one keeps its state. Readings
  * that arrive before the first load are held and run through the rules
- * after it.
+ * after it. The probes' offsets (offset.c) are loaded just before the
+ * sensors, on each load: a reading is corrected (excursion_correct)
+ * before it is stored and judged.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -39,6 +41,7 @@
 #include "excursion.h"
 #include "log.h"
 #include "metrics.h"
+#include "offset.h"
 #include "payload.h"
 #include "pgconn.h"
 #include "rules.h"
@@ -55,7 +58,7 @@
 /* What of ours is in flight on the connection. */
 enum exc_state {
 	EXC_IDLE,
-	EXC_LOADING,		/* the sensors query */
+	EXC_LOADING,		/* the offsets, then the sensors query */
 	EXC_WRITING,		/* the queue's first event */
 };
 
@@ -109,6 +112,7 @@ struct excursion {
 	int			 draining;
 
 	struct exc_map		 map;
+	struct offset_table	*offsets;	/* NULL until first loaded */
 	struct exc_event	*q;		/* ring of waiting events */
 	size_t			 qcap;
 	size_t			 qhead;
@@ -130,6 +134,9 @@ static const char exc_load_sql[] =
     " temp_degree_minutes, offline_fridge_id, offline_started_us,"
     " offline_alarmed_us"
     " from vialwatch.excursion_sensors($1::timestamptz)";
+
+static const char exc_offsets_sql[] =
+    "select key, effective_from_us, offset_c from vialwatch.sensor_offsets()";
 
 enum {
 	COL_SENSOR, COL_KEY, COL_FRIDGE, COL_KIND, COL_LOW, COL_HIGH,
@@ -439,7 +446,7 @@ exc_early_replay(struct excursion *ex)
 			break;
 		key[h.keylen] = '\0';
 		r.ts = h.ts;
-		r.temp_c = h.temp_c;
+		r.temp_c = h.temp_c + offset_at(ex->offsets, key, h.ts);
 		r.battery = h.battery;
 		exc_run(ex, key, &r, h.now);
 	}
@@ -462,10 +469,33 @@ excursion_feed(struct excursion *ex, const struct reading *r, int64_t now)
 	rr.ts = r->ts_us;
 	rr.temp_c = r->kind == READING_TEMP ? r->temp_c : NAN;
 	rr.battery = r->battery;
-	if (!ex->loaded)
+	if (!ex->loaded) {
+		/* Held as the probe sent it: corrected once loaded. */
+		rr.temp_c = r->kind == READING_TEMP ? r->temp_raw_c : NAN;
 		exc_early_add(ex, r->key, &rr, now);
+	}
 	else
 		exc_run(ex, r->key, &rr, now);
+}
+
+/*
+ * Correct a reading by its probe's offset before it is stored and judged:
+ * -1 (why says it) when the corrected value is impossible. Before the
+ * offsets are first loaded temp_c is left unknown (NAN) for the database
+ * to correct (vialwatch.sensor_offset_at) and the rules to judge later.
+ */
+int
+excursion_correct(struct excursion *ex, struct reading *r, char *why,
+    size_t len)
+{
+	if (r->kind != READING_TEMP)
+		return (0);
+	if (ex->offsets == NULL) {
+		r->temp_raw_c = r->temp_c;
+		r->temp_c = NAN;
+		return (0);
+	}
+	return (offset_apply(ex->offsets, r, why, len));
 }
 
 /* Each second: delays run out, silent sensors go offline. */
@@ -782,16 +812,59 @@ exc_on_loaded(const PGresult *res, void *arg)
 
 /* Send the sensors query; the first one skips what this run receives. */
 static void
-exc_send_load(struct excursion *ex)
+exc_send_sensors(struct excursion *ex)
 {
 	const char	*params[1];
 	char		 before[40];
 
-	ex->reload = 0;
 	params[0] = ex->loaded ? NULL :
 	    exc_param_time(before, sizeof before, ex->started_us);
 	if (exc_send(ex, EXC_LOADING, exc_load_sql, 1, params,
 	    exc_on_loaded) == -1)
+		ex->reload = 1;
+}
+
+/* The offsets query answered: its table replaces the old one. */
+static void
+exc_on_offsets(const PGresult *res, void *arg)
+{
+	struct excursion	*ex = arg;
+	struct offset_table	*t;
+	int			 i, n;
+
+	ex->state = EXC_IDLE;
+	if (res == NULL)
+		return;		/* loaded again once connected */
+	if (!exc_ok(res) || PQnfields(res) != 3) {
+		if (exc_ok(res))
+			log_warnx("excursions: the offsets query gave %d "
+			    "columns, not 3", PQnfields(res));
+		else
+			pgconn_failed(ex->pc, res, "loading the offsets");
+		pgconn_drop(ex->pc, "loading the offsets failed (is the "
+		    "schema migrated?)");
+		return;
+	}
+	t = offset_table_new();
+	n = PQntuples(res);
+	for (i = 0; i < n; i++)
+		offset_table_add(t, PQgetvalue(res, i, 0),
+		    pgconn_int(res, i, 1), pgconn_double(res, i, 2));
+	offset_table_free(ex->offsets);
+	ex->offsets = t;
+	if (n > 0)
+		log_info("excursions: %d sensor offset%s loaded", n,
+		    n == 1 ? "" : "s");
+	exc_send_sensors(ex);
+}
+
+/* A load: the offsets, then the sensors. */
+static void
+exc_send_load(struct excursion *ex)
+{
+	ex->reload = 0;
+	if (exc_send(ex, EXC_LOADING, exc_offsets_sql, 0, NULL,
+	    exc_on_offsets) == -1)
 		ex->reload = 1;
 }
 
@@ -960,6 +1033,7 @@ excursion_free(struct excursion *ex)
 	}
 	free(ex->map.buckets);
 	free(ex->q);
+	offset_table_free(ex->offsets);
 	evbuffer_free(ex->early);
 	free(ex);
 }

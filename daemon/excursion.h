@@ -25,6 +25,9 @@ void		 excursion_free(struct excursion *);
 /* One decoded reading as it arrives, at wall time now: the hot path. */
 void		 excursion_feed(struct excursion *, const struct reading *,
 		     int64_t);
+/* Correct a reading by its probe's offset: 0, or -1 with why (refused). */
+int		 excursion_correct(struct excursion *, struct reading *, char *,
+		     size_t);
 /* Events waiting for the database, the one in flight included. */
 size_t		 excursion_pending(struct excursion *);
 size_t		 excursion_sensors(struct excursion *);

@@ -24,6 +24,7 @@
 #endif
 
 #include "archive.h"
+#include "calibration.h"
 #include "conf.h"
 #include "db.h"
 #include "excursion.h"
@@ -233,6 +234,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	archive_reconfigure(vw->archive, old);
 	heartbeat_reconfigure(vw->heartbeat, old);
 	seal_reconfigure(vw->seal, old);
+	calibration_reconfigure(vw->calibration, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
@@ -389,6 +391,7 @@ main(int argc, char **argv)
 	vw.archive = archive_new(&vw);
 	vw.heartbeat = heartbeat_new(&vw);
 	vw.seal = seal_new(&vw);
+	vw.calibration = calibration_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -409,6 +412,7 @@ main(int argc, char **argv)
 	archive_start(vw.archive);
 	heartbeat_start(vw.heartbeat);
 	seal_start(vw.seal);
+	calibration_start(vw.calibration);
 
 	event_base_loop(vw.base, 0);
 
@@ -417,6 +421,7 @@ main(int argc, char **argv)
 	heartbeat_free(vw.heartbeat);
 	archive_free(vw.archive);
 	seal_free(vw.seal);
+	calibration_free(vw.calibration);
 	retention_free(vw.retention);
 	reminder_free(vw.reminder);
 	outbox_free(vw.outbox);

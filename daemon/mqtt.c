@@ -133,6 +133,7 @@ mqtt_on_message(struct mosquitto *mosq, void *arg,
 	struct mqtt		*m = arg;
 	struct payload_result	 res;
 	const struct source	*src;
+	char			 why[256];
 	int64_t			 now_us = vw_now_us();
 	int			 i, n;
 
@@ -161,6 +162,13 @@ mqtt_on_message(struct mosquitto *mosq, void *arg,
 		if (msg->retain && (res.r[i].kind == READING_TEMP ||
 		    res.r[i].kind == READING_BATTERY))
 			continue;
+		if (excursion_correct(m->vw->excursion, &res.r[i], why,
+		    sizeof why) == -1) {
+			mqtt_reject(m, &m->rl_sources[src - m->vw->conf->sources],
+			    msg->topic, msg->payload, msg->payloadlen,
+			    REASON_OUT_OF_RANGE, why, now_us);
+			continue;
+		}
 		db_push_reading(m->vw->db, src->name, &res.r[i], now_us);
 		excursion_feed(m->vw->excursion, &res.r[i], now_us);
 	}

@@ -29,6 +29,7 @@ struct reading {
 	char			 key[PAYLOAD_KEY_MAX];
 	int64_t			 ts_us;		/* epoch microseconds, UTC */
 	double			 temp_c;	/* NAN unless READING_TEMP */
+	double			 temp_raw_c;	/* before the offset (offset.c) */
 	double			 humidity;	/* NAN when absent */
 	double			 battery;	/* percent, NAN when absent */
 };

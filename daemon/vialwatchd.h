@@ -16,6 +16,7 @@ struct outbox;
 struct reminder;
 struct retention;
 struct seal;
+struct calibration;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -31,6 +32,7 @@ struct vialwatchd {
 	struct archive		*archive;
 	struct heartbeat	*heartbeat;
 	struct seal		*seal;
+	struct calibration	*calibration;
 	int			 stopping;
 };
 

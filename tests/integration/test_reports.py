@@ -39,7 +39,8 @@ HEADER = ["clinic", "fridge", "timezone", "low_c", "high_c", "date",
           "min_c", "max_c", "mean_c", "mkt_c", "minutes_out", "readings",
           "longest_gap_min", "excursions", "excursion_kind",
           "excursion_started", "excursion_ended", "excursion_peak_c",
-          "affected_lots", "acknowledged_by", "acknowledged_at", "action"]
+          "affected_lots", "acknowledged_by", "acknowledged_at", "action",
+          "calibration"]
 
 
 # --- helpers --------------------------------------------------------------
@@ -423,7 +424,7 @@ def test_report_month(db, chicago_march, ctl_conf, tmp_path):
 
     # Before the first reading nothing is known; after it, days without
     # readings say so.
-    assert {by_day[SPRING - 2 * DAY][c] for c in HEADER[6:]} == {""}
+    assert {by_day[SPRING - 2 * DAY][c] for c in HEADER[6:-1]} == {""}
     empty = by_day[SPRING + 5 * DAY]
     assert empty["readings"] == "0" and empty["min_c"] == ""
     assert empty["mkt_c"] == "" and float(empty["longest_gap_min"]) == 24 * 60
