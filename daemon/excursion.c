@@ -35,6 +35,7 @@
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "excursion.h"
 #include "log.h"
@@ -43,7 +44,6 @@
 #include "pgconn.h"
 #include "rules.h"
 #include "topic.h"
-#include "vialwatchd.h"
 #include "xmalloc.h"
 
 #define EXC_TICK_MS		1000
@@ -99,7 +99,7 @@ struct exc_early {
 };
 
 struct excursion {
-	struct vialwatchd	*vw;
+	struct conf		**conf;
 	struct pgconn		*pc;
 	enum exc_state		 state;
 	struct event		 ev_tick;
@@ -107,6 +107,8 @@ struct excursion {
 	int			 loaded;	/* the first load is done */
 	int			 reload;	/* another load is wanted */
 	int			 draining;
+	void			(*drained)(void *);
+	void			*drained_arg;
 
 	struct exc_map		 map;
 	struct exc_event	*q;		/* ring of waiting events */
@@ -301,7 +303,7 @@ exc_push(struct excursion *ex, struct exc_sensor *es,
 	}
 	if (ex->qlen == ex->qcap && exc_grow(ex) == -1) {
 		metrics.excursion_events_dropped++;
-		if (log_ratelimit(&ex->rl_drop, 5, vw_mono_ms()))
+		if (log_ratelimit(&ex->rl_drop, 5, clock_mono_ms()))
 			slog_warnx(es->key, "sensor %s: %s dropped: %zu "
 			    "excursion events wait for the database", es->key,
 			    rules_event_name(ev->type), ex->qlen);
@@ -475,7 +477,7 @@ exc_on_tick(evutil_socket_t fd, short events, void *arg)
 	struct excursion	*ex = arg;
 	struct rules_event	 ev[RULES_EVENTS_MAX];
 	struct exc_sensor	*es;
-	int64_t			 now = vw_now_us();
+	int64_t			 now = clock_now_us();
 	size_t			 i, n;
 
 	for (i = 0; ex->map.count > 0 && i <= ex->map.mask; i++) {
@@ -590,8 +592,8 @@ exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
 	struct rules_limits	 lim;
 
 	es = exc_map_find(old, key, h);
-	if (ex->vw->conf->alerts_watch_own &&
-	    !topic_conf_reaches(ex->vw->conf, key)) {
+	if ((*ex->conf)->alerts_watch_own &&
+	    !topic_conf_reaches((*ex->conf), key)) {
 		if (es != NULL) {
 			exc_map_remove(old, es);
 			exc_sensor_free(es);
@@ -619,7 +621,7 @@ exc_load_done(struct excursion *ex, const PGresult *res)
 {
 	struct exc_map		 old = ex->map;
 	struct exc_sensor	*es;
-	int64_t			 now = vw_now_us();
+	int64_t			 now = clock_now_us();
 	int			 i, n = PQntuples(res), other = -1, nother = 0;
 
 	exc_map_init(&ex->map, n);
@@ -806,7 +808,7 @@ exc_next(struct excursion *ex)
 	else if (ex->qlen > 0)
 		exc_send_event(ex);
 	else if (ex->draining)
-		vw_drained(ex->vw);
+		ex->drained(ex->drained_arg);
 }
 
 /* A set-up statement is over; a failure means connecting again. */
@@ -855,7 +857,7 @@ exc_notify(const char *channel, const char *extra, void *arg)
 
 /* The excursion rules, idle until excursion_start. */
 struct excursion *
-excursion_new(struct vialwatchd *vw)
+excursion_new(struct event_base *base, struct conf **conf)
 {
 	static const struct pgconn_events	 events = {
 		exc_up, exc_down, exc_notify
@@ -863,13 +865,13 @@ excursion_new(struct vialwatchd *vw)
 	struct excursion			*ex;
 
 	ex = xcalloc(1, sizeof *ex);
-	ex->vw = vw;
-	ex->started_us = vw_now_us();
+	ex->conf = conf;
+	ex->started_us = clock_now_us();
 	exc_map_init(&ex->map, 0);
 	if ((ex->early = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
-	ex->pc = pgconn_new(vw, "excursions", &events, ex);
-	event_assign(&ex->ev_tick, vw->base, -1, EV_PERSIST, exc_on_tick, ex);
+	ex->pc = pgconn_new(base, conf, "excursions", &events, ex);
+	event_assign(&ex->ev_tick, base, -1, EV_PERSIST, exc_on_tick, ex);
 	return (ex);
 }
 
@@ -899,14 +901,16 @@ excursion_reload(struct excursion *ex)
 	exc_next(ex);
 }
 
-/* Stopping: no more ticks; write what is queued, then vw_drained(). */
+/* Stopping: no more ticks; write what is queued, then drained(arg). */
 void
-excursion_drain(struct excursion *ex)
+excursion_drain(struct excursion *ex, void (*drained)(void *), void *arg)
 {
+	ex->drained = drained;
+	ex->drained_arg = arg;
 	ex->draining = 1;
 	event_del(&ex->ev_tick);
 	if (ex->qlen == 0)
-		vw_drained(ex->vw);
+		drained(arg);
 	else
 		exc_next(ex);
 }

@@ -23,6 +23,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "clock.h"
 #include "conf.h"
 #include "db.h"
 #include "excursion.h"
@@ -38,8 +39,6 @@
 #include "xmalloc.h"
 
 #define STOP_TIMEOUT_S		10
-#define VW_BACKOFF_MIN_MS	500
-#define VW_BACKOFF_MAX_MS	30000
 
 static struct event	ev_sighup, ev_sigterm, ev_sigint, ev_watchdog, ev_tick;
 static struct event	ev_stop_timeout, ev_sigusr2;
@@ -55,43 +54,6 @@ usage(void)
 {
 	fprintf(stderr, "usage: vialwatchd [-dtV] [-c file]\n");
 	exit(1);
-}
-
-int64_t
-vw_now_us(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
-
-int64_t
-vw_mono_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-/*
- * The wait before a reconnect or a retry: *ms, the state, doubles from
- * VW_BACKOFF_MIN_MS up to VW_BACKOFF_MAX_MS; the wait is between half and
- * all of it, so that daemons restarted together do not retry together.
- */
-int64_t
-vw_backoff(int64_t *ms, struct timeval *tv)
-{
-	int64_t	delay;
-
-	*ms = *ms == 0 ? VW_BACKOFF_MIN_MS : *ms * 2;
-	if (*ms > VW_BACKOFF_MAX_MS)
-		*ms = VW_BACKOFF_MAX_MS;
-	delay = *ms / 2 + random() % (*ms / 2 + 1);
-	tv->tv_sec = delay / 1000;
-	tv->tv_usec = (delay % 1000) * 1000;
-	return (delay);
 }
 
 /* sd_notify, or nothing when built without systemd. */
@@ -198,7 +160,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 		return;
 	}
 	notify("RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)vw_mono_ms() * 1000);
+	    (unsigned long long)clock_mono_ms() * 1000);
 	excursion_reload(vw->excursion);
 	log_info("reloading %s", conf_path);
 	if ((c = conf_load(conf_path, &cause)) == NULL) {
@@ -234,11 +196,13 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 
 /*
  * All queued rows and excursion events are committed and the sends under
- * way are over and recorded: exit.
+ * way are over and recorded: exit. Called by each of them as it drains.
  */
-void
-vw_drained(struct vialwatchd *vw)
+static void
+on_drained(void *arg)
 {
+	struct vialwatchd	*vw = arg;
+
 	if (!vw->stopping || db_pending(vw->db) > 0 ||
 	    excursion_pending(vw->excursion) > 0 ||
 	    outbox_pending(vw->outbox) > 0)
@@ -276,9 +240,18 @@ on_stop(evutil_socket_t fd, short events, void *arg)
 	mqtt_stop(vw->mqtt);
 	evtimer_assign(&ev_stop_timeout, vw->base, on_stop_timeout, vw);
 	evtimer_add(&ev_stop_timeout, &tv);
-	outbox_drain(vw->outbox);
-	excursion_drain(vw->excursion);
-	db_drain(vw->db);
+	outbox_drain(vw->outbox, on_drained, vw);
+	excursion_drain(vw->excursion, on_drained, vw);
+	db_drain(vw->db, on_drained, vw);
+}
+
+/* db's backpressure: the broker's messages wait while why is not NULL. */
+static void
+on_pause(const char *why, void *arg)
+{
+	struct vialwatchd	*vw = arg;
+
+	mqtt_pause(vw->mqtt, why);
 }
 
 /* The state directory must exist and be ours to write. */
@@ -370,20 +343,21 @@ main(int argc, char **argv)
 	}
 	log_set_level(debug_flag ? LOG_LEVEL_DEBUG : vw.conf->log_level);
 	conf_bind_metrics(vw.conf);
-	srandom(getpid() ^ (unsigned)vw_now_us());
+	srandom(getpid() ^ (unsigned)clock_now_us());
 
 	if ((vw.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	state_dir_open(vw.conf->state_dir);
-	vw.db = db_new(&vw);
-	vw.excursion = excursion_new(&vw);
+	vw.db = db_new(vw.base, &vw.conf, on_pause, &vw);
+	vw.excursion = excursion_new(vw.base, &vw.conf);
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
 	vw.retention = retention_new(&vw);
-	vw.mqtt = mqtt_new(&vw);
+	vw.mqtt = mqtt_new(vw.base, &vw.conf, vw.db, vw.excursion);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
 		fatalx("%s", cause);
+	db_set_spool(vw.db, vw.spool);
 	if ((vw.http = http_new(&vw, &cause)) == NULL)
 		fatalx("http: %s", cause);
 	setup_events(&vw);

@@ -31,10 +31,10 @@
 
 #include <zlib.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "spool.h"
-#include "vialwatchd.h"
 #include "xmalloc.h"
 
 #define SPOOL_MAGIC		0x31535756u	/* "VWS1" */
@@ -362,7 +362,7 @@ spool_append(struct spool *s, char type, const char *data, size_t len,
 	unsigned char	*h;
 	size_t		 n = SPOOL_HDR + 1 + len;
 
-	if (s->error != NULL && vw_mono_ms() < s->retry_ms) {
+	if (s->error != NULL && clock_mono_ms() < s->retry_ms) {
 		metrics.spool_unwritten++;	/* in memory only */
 		end->seg = s->seg;
 		end->off = s->off;
@@ -406,13 +406,13 @@ spool_failed(struct spool *s, int error)
 {
 	metrics.spool_write_errors++;
 	metrics.spool_unwritten += s->nbuf;
-	if (s->error == NULL || log_ratelimit(&s->rl, 1, vw_mono_ms()))
+	if (s->error == NULL || log_ratelimit(&s->rl, 1, clock_mono_ms()))
 		log_warnx("spool: cannot write to %s: %s; readings are kept "
 		    "in memory only until the database has them",
 		    s->dir, strerror(error));
 	free(s->error);
 	s->error = xstrdup(strerror(error));
-	s->retry_ms = vw_mono_ms() + SPOOL_RETRY_MS;
+	s->retry_ms = clock_mono_ms() + SPOOL_RETRY_MS;
 	if (s->fd != -1 && ftruncate(s->fd, s->written) == -1)
 		log_warn("spool: cannot cut back a short write");
 	s->len = s->nbuf = 0;
@@ -496,7 +496,7 @@ spool_commit(struct spool *s, const struct spool_pos *pos)
 	n = snprintf(mark, sizeof mark, "%016" PRIx64 " %016" PRIx64 "\n",
 	    pos->seg, pos->off);
 	if (pwrite(s->markfd, mark, n, 0) != n &&
-	    log_ratelimit(&s->rl, 1, vw_mono_ms()))
+	    log_ratelimit(&s->rl, 1, clock_mono_ms()))
 		log_warn("spool: cannot write %s/committed", s->dir);
 	for (; s->first_seg < pos->seg; s->first_seg++) {
 		spool_seg_name(s->first_seg, name, sizeof name);
