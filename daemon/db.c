@@ -39,6 +39,8 @@
  * dozen commits a second, not one per reading.
  */
 #define DB_GATHER_MS		20
+/* While the spool has no room, it is tried again this often. */
+#define DB_ROOM_RETRY_MS	1000
 
 /* Rows for one batch: at most batch_max_rows of them. */
 struct db_chunk {
@@ -70,6 +72,7 @@ struct db {
 	struct event		 ev_burst;
 	struct event		 ev_gather;
 	struct event		 ev_sync;
+	struct event		 ev_room;	/* the spool's disk was full */
 	int64_t			 fail_backoff_ms;
 	int			 holding;	/* a batch failed: wait */
 	int			 burst_armed;
@@ -238,18 +241,31 @@ db_requeue(struct db *db)
 	db->first_ms = 0;	/* these rows have waited enough */
 }
 
-/* Past max_pending bytes, stop reading MQTT; resume under half. */
+/*
+ * Stop reading MQTT while the spool has no room on disk (and look again
+ * each second), or past max_pending bytes; resume under half of it.
+ */
 static void
 db_pressure(struct db *db)
 {
-	size_t		 n = db_pending_bytes(db);
-	size_t		 max = (size_t)(*db->conf)->db_max_pending;
-	const char	*why = db->paused;
+	static const char	 full[] = "the spool cannot be written; not "
+				    "reading from the broker until it can";
+	static const char	 behind[] = "too many readings wait for the "
+				    "database; not reading from the broker "
+				    "until they are stored";
+	struct timeval		 tv = { DB_ROOM_RETRY_MS / 1000,
+				    DB_ROOM_RETRY_MS % 1000 * 1000 };
+	size_t			 n = db_pending_bytes(db);
+	size_t			 max = (size_t)(*db->conf)->db_max_pending;
+	const char		*why = db->paused;
 
-	if (n >= max)
-		why = "too many readings wait for the database; not reading "
-		    "from the broker until they are stored";
-	else if (n < max / 2)
+	if (db->spool != NULL && !spool_room(db->spool)) {
+		why = full;
+		if (!evtimer_pending(&db->ev_room, NULL))
+			evtimer_add(&db->ev_room, &tv);
+	} else if (n >= max)
+		why = behind;
+	else if (n < max / 2 || why == full)
 		why = NULL;
 	if (why == db->paused)
 		return;
@@ -431,6 +447,8 @@ db_on_burst(evutil_socket_t fd, short events, void *arg)
 
 	db->burst_armed = 0;
 	spool_write(db->spool);
+	if (!spool_room(db->spool))
+		db_pressure(db);
 	db_maybe_flush(db);
 }
 
@@ -441,6 +459,16 @@ db_on_sync(evutil_socket_t fd, short events, void *arg)
 	struct db	*db = arg;
 
 	spool_sync(db->spool);
+}
+
+/* The spool had no room: try again, and read again if it has. */
+static void
+db_on_room(evutil_socket_t fd, short events, void *arg)
+{
+	struct db	*db = arg;
+
+	spool_retry(db->spool);
+	db_pressure(db);
 }
 
 /* Room for n more bytes in the row being encoded. */
@@ -658,6 +686,7 @@ db_new(struct event_base *base, struct conf **conf, db_pause_cb pause,
 	evtimer_assign(&db->ev_burst, base, db_on_burst, db);
 	evtimer_assign(&db->ev_gather, base, db_on_gather, db);
 	event_assign(&db->ev_sync, base, -1, EV_PERSIST, db_on_sync, db);
+	evtimer_assign(&db->ev_room, base, db_on_room, db);
 	return (db);
 }
 
@@ -666,6 +695,7 @@ void
 db_set_spool(struct db *db, struct spool *spool)
 {
 	db->spool = spool;
+	db_pressure(db);
 }
 
 /* Sync the spool every batch_max_delay. */
@@ -715,6 +745,7 @@ db_free(struct db *db)
 	event_del(&db->ev_burst);
 	event_del(&db->ev_gather);
 	event_del(&db->ev_sync);
+	event_del(&db->ev_room);
 	pgconn_free(db->pc);
 	db_requeue(db);
 	while ((ch = TAILQ_FIRST(&db->pend)) != NULL) {
