@@ -19,6 +19,11 @@
  * its last reading (rules_restore), a known one keeps its state. Readings
  * that arrive before the first load are held and run through the rules
  * after it.
+ *
+ * Nothing the rules give is dropped: past EXC_QUEUE_HIGH events waiting,
+ * or EXC_EARLY_MAX bytes of readings held before the first load, the
+ * broker's messages wait (the pause callback), and the queue and the
+ * held readings are kept whole, however long the database takes.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -48,8 +53,8 @@
 
 #define EXC_TICK_MS		1000
 #define EXC_QUEUE_MIN		64
-#define EXC_QUEUE_MAX		65536		/* events waiting, at most */
-#define EXC_EARLY_MAX		(8 * 1024 * 1024) /* bytes held before load */
+#define EXC_QUEUE_HIGH		65536		/* events waiting: pause */
+#define EXC_EARLY_MAX		(8 * 1024 * 1024) /* held before load: pause */
 #define EXC_CHANNEL		"vialwatch_reference"
 
 /* What of ours is in flight on the connection. */
@@ -101,6 +106,9 @@ struct exc_early {
 struct excursion {
 	struct conf		**conf;
 	struct pgconn		*pc;
+	void			(*pause)(const char *, void *);
+	void			*pause_arg;
+	const char		*paused;	/* why, or NULL */
 	enum exc_state		 state;
 	struct event		 ev_tick;
 	int64_t			 started_us;	/* the daemon's start */
@@ -118,8 +126,6 @@ struct excursion {
 	uint64_t		 qseq;		/* seq of q[qhead] */
 
 	struct evbuffer		*early;
-	size_t			 early_dropped;
-	struct ratelimit	 rl_drop;
 };
 
 /* Its columns, in the order the C code reads them. */
@@ -257,15 +263,42 @@ exc_queued(struct excursion *ex, uint64_t seq)
 	return (&ex->q[(ex->qhead + (seq - ex->qseq)) % ex->qcap]);
 }
 
-/* Double the ring, up to EXC_QUEUE_MAX; -1 when it is that big. */
-static int
+/*
+ * The broker's messages wait while too many events wait for the database
+ * or too many readings for the first load; they come again under half.
+ */
+static void
+exc_pressure(struct excursion *ex)
+{
+	static const char	 events[] = "too many excursion events wait for "
+				    "the database; not reading from the broker "
+				    "until they are written";
+	static const char	 early[] = "the sensors are not loaded yet and "
+				    "many readings wait to be judged; not "
+				    "reading from the broker until they are";
+	size_t			 held = evbuffer_get_length(ex->early);
+	const char		*why = ex->paused;
+
+	if (ex->qlen >= EXC_QUEUE_HIGH)
+		why = events;
+	else if (held >= EXC_EARLY_MAX)
+		why = early;
+	else if ((why != events || ex->qlen < EXC_QUEUE_HIGH / 2) &&
+	    (why != early || held == 0))
+		why = NULL;
+	if (why == ex->paused)
+		return;
+	ex->paused = why;
+	ex->pause(why, ex->pause_arg);
+}
+
+/* Double the ring. */
+static void
 exc_grow(struct excursion *ex)
 {
 	struct exc_event	*q;
 	size_t			 cap, i;
 
-	if (ex->qcap >= EXC_QUEUE_MAX)
-		return (-1);
 	cap = ex->qcap == 0 ? EXC_QUEUE_MIN : ex->qcap * 2;
 	q = xreallocarray(NULL, cap, sizeof *q);
 	for (i = 0; i < ex->qlen; i++)
@@ -274,7 +307,6 @@ exc_grow(struct excursion *ex)
 	ex->q = q;
 	ex->qcap = cap;
 	ex->qhead = 0;
-	return (0);
 }
 
 /* The same excursion, not yet written: an update replaces it. */
@@ -301,20 +333,15 @@ exc_push(struct excursion *ex, struct exc_sensor *es,
 		e->temp_c = es->state.last_temp;
 		return;
 	}
-	if (ex->qlen == ex->qcap && exc_grow(ex) == -1) {
-		metrics.excursion_events_dropped++;
-		if (log_ratelimit(&ex->rl_drop, 5, clock_mono_ms()))
-			slog_warnx(es->key, "sensor %s: %s dropped: %zu "
-			    "excursion events wait for the database", es->key,
-			    rules_event_name(ev->type), ex->qlen);
-		return;
-	}
+	if (ex->qlen == ex->qcap)
+		exc_grow(ex);
 	e = &ex->q[(ex->qhead + ex->qlen) % ex->qcap];
 	e->sensor_id = es->id;
 	e->temp_c = es->state.last_temp;
 	e->ev = *ev;
 	es->queued = ex->qseq + ex->qlen + 1;
-	ex->qlen++;
+	if (++ex->qlen == EXC_QUEUE_HIGH)
+		exc_pressure(ex);
 }
 
 /* The first event is written (or refused): forget it. */
@@ -403,7 +430,7 @@ exc_run(struct excursion *ex, const char *key, const struct rules_reading *r,
 		exc_emit(ex, es, ev, n);
 }
 
-/* Hold a reading until the first load, within EXC_EARLY_MAX bytes. */
+/* Hold a reading until the first load; past EXC_EARLY_MAX, pause. */
 static void
 exc_early_add(struct excursion *ex, const char *key,
     const struct rules_reading *r, int64_t now)
@@ -411,19 +438,15 @@ exc_early_add(struct excursion *ex, const char *key,
 	struct exc_early	h;
 
 	h.keylen = strlen(key);
-	if (evbuffer_get_length(ex->early) + sizeof h + h.keylen >
-	    EXC_EARLY_MAX) {
-		if (ex->early_dropped++ == 0)
-			log_warnx("excursions: the sensors are not loaded yet; "
-			    "further readings are stored but not judged");
-		return;
-	}
 	h.ts = r->ts;
 	h.now = now;
 	h.temp_c = r->temp_c;
 	h.battery = r->battery;
 	evbuffer_add(ex->early, &h, sizeof h);
 	evbuffer_add(ex->early, key, h.keylen);
+	if (ex->paused == NULL &&
+	    evbuffer_get_length(ex->early) >= EXC_EARLY_MAX)
+		exc_pressure(ex);
 }
 
 /* The sensors are loaded: judge the readings held until now. */
@@ -446,11 +469,7 @@ exc_early_replay(struct excursion *ex)
 		exc_run(ex, key, &r, h.now);
 	}
 	evbuffer_drain(ex->early, evbuffer_get_length(ex->early));
-	if (ex->early_dropped > 0)
-		log_warnx("excursions: %zu readings arrived before the "
-		    "sensors were loaded and were not judged",
-		    ex->early_dropped);
-	ex->early_dropped = 0;
+	exc_pressure(ex);
 }
 
 /* One decoded reading: temperatures and battery reports count. */
@@ -726,6 +745,8 @@ exc_on_written(const PGresult *res, void *arg)
 		metrics.excursion_events_failed++;
 	}
 	exc_pop(ex);
+	if (ex->paused != NULL)
+		exc_pressure(ex);
 	exc_next(ex);
 }
 
@@ -857,7 +878,8 @@ exc_notify(const char *channel, const char *extra, void *arg)
 
 /* The excursion rules, idle until excursion_start. */
 struct excursion *
-excursion_new(struct event_base *base, struct conf **conf)
+excursion_new(struct event_base *base, struct conf **conf,
+    void (*pause)(const char *, void *), void *arg)
 {
 	static const struct pgconn_events	 events = {
 		exc_up, exc_down, exc_notify
@@ -866,6 +888,8 @@ excursion_new(struct event_base *base, struct conf **conf)
 
 	ex = xcalloc(1, sizeof *ex);
 	ex->conf = conf;
+	ex->pause = pause;
+	ex->pause_arg = arg;
 	ex->started_us = clock_now_us();
 	exc_map_init(&ex->map, 0);
 	if ((ex->early = evbuffer_new()) == NULL)

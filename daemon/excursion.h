@@ -14,8 +14,13 @@ struct excursion;
 
 #define EXCURSION_KINDS	(RULES_BATTERY + 1)
 
-/* The rules, reading the configuration in force (*conf). */
-struct excursion *excursion_new(struct event_base *, struct conf **);
+/*
+ * The rules, reading the configuration in force (*conf). pause is their
+ * backpressure: called with why the broker's messages must wait (a
+ * sentence for the log), and with NULL once they may come again.
+ */
+struct excursion *excursion_new(struct event_base *, struct conf **,
+		     void (*)(const char *, void *), void *);
 void		 excursion_start(struct excursion *);
 void		 excursion_reconfigure(struct excursion *, const struct conf *);
 /* Load the sensors, fridges and limits again (SIGHUP). */

@@ -245,13 +245,28 @@ on_stop(evutil_socket_t fd, short events, void *arg)
 	db_drain(vw->db, on_drained, vw);
 }
 
-/* db's backpressure: the broker's messages wait while why is not NULL. */
+/*
+ * Backpressure: the broker's messages wait while db or the excursion
+ * rules give a reason (a sentence for the log), until neither does.
+ */
+static const char	*pause_db, *pause_excursion;
+
 static void
-on_pause(const char *why, void *arg)
+on_pause_db(const char *why, void *arg)
 {
 	struct vialwatchd	*vw = arg;
 
-	mqtt_pause(vw->mqtt, why);
+	pause_db = why;
+	mqtt_pause(vw->mqtt, why != NULL ? why : pause_excursion);
+}
+
+static void
+on_pause_excursion(const char *why, void *arg)
+{
+	struct vialwatchd	*vw = arg;
+
+	pause_excursion = why;
+	mqtt_pause(vw->mqtt, why != NULL ? why : pause_db);
 }
 
 /* The state directory must exist and be ours to write. */
@@ -348,8 +363,9 @@ main(int argc, char **argv)
 	if ((vw.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	state_dir_open(vw.conf->state_dir);
-	vw.db = db_new(vw.base, &vw.conf, on_pause, &vw);
-	vw.excursion = excursion_new(vw.base, &vw.conf);
+	vw.db = db_new(vw.base, &vw.conf, on_pause_db, &vw);
+	vw.excursion = excursion_new(vw.base, &vw.conf, on_pause_excursion,
+	    &vw);
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
 	vw.retention = retention_new(&vw);
