@@ -33,6 +33,7 @@
 #include "mqtt.h"
 #include "outbox.h"
 #include "reminder.h"
+#include "resolve.h"
 #include "retention.h"
 #include "spool.h"
 #include "vialwatchd.h"
@@ -398,6 +399,7 @@ main(int argc, char **argv)
 	excursion_free(vw.excursion);
 	db_free(vw.db);
 	spool_free(vw.spool);
+	resolve_free();
 	event_base_free(vw.base);
 	conf_free(vw.conf);
 	free(conf_path);

@@ -8,6 +8,7 @@
 #endif
 
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "metrics.h"
 #include "mqtt.h"
 #include "payload.h"
+#include "resolve.h"
 #include "xmalloc.h"
 
 #define MQTT_READS_PER_EVENT	256
@@ -396,19 +398,25 @@ mqtt_create(struct mqtt *m)
 /*
  * The blocking part of the connect: libmosquitto's connect is the only call
  * that takes the v5 CONNECT properties (the session expiry). It runs only
- * after a probe found the broker listening, so it does not stall the loop.
+ * after a probe found the broker listening, at the address the probe
+ * reached (addr), so that neither a lookup nor a connect stalls the loop;
+ * with TLS the certificate is checked against the name, which libmosquitto
+ * then resolves itself.
  */
 static void
-mqtt_connect_now(struct mqtt *m)
+mqtt_connect_now(struct mqtt *m, const char *addr)
 {
 	const struct conf	*c = (*m->conf);
 	mosquitto_property	*props = NULL;
 	struct timeval		 tv = { 1, 0 };
+	const char		*host = c->mqtt_host;
 	int			 rc;
 
+	if (addr != NULL && c->mqtt_tls_ca_file == NULL)
+		host = addr;
 	mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
 	    (uint32_t)(c->mqtt_session_expiry_ms / 1000));
-	rc = mosquitto_connect_bind_v5(m->mosq, c->mqtt_host, c->mqtt_port,
+	rc = mosquitto_connect_bind_v5(m->mosq, host, c->mqtt_port,
 	    (int)(c->mqtt_keepalive_ms / 1000), NULL, props);
 	mosquitto_property_free_all(&props);
 	if (mqtt_check(m, rc, "connect") != 0)
@@ -429,14 +437,21 @@ mqtt_connect_now(struct mqtt *m)
 static void
 mqtt_probe_event(struct bufferevent *bev, short what, void *arg)
 {
-	struct mqtt	*m = arg;
-	char		 buf[160];
-	int		 dnserr = bufferevent_socket_get_dns_error(bev);
+	struct mqtt		*m = arg;
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof ss;
+	char			 buf[160], addr[64];
+	const char		*peer = NULL;
+	int			 dnserr = bufferevent_socket_get_dns_error(bev);
 
+	if ((what & BEV_EVENT_CONNECTED) && getpeername(bufferevent_getfd(bev),
+	    (struct sockaddr *)&ss, &len) == 0)
+		peer = resolve_numeric((struct sockaddr *)&ss, addr,
+		    sizeof addr);
 	bufferevent_free(bev);
 	m->probe = NULL;
 	if (what & BEV_EVENT_CONNECTED) {
-		mqtt_connect_now(m);
+		mqtt_connect_now(m, peer);
 		return;
 	}
 	if (dnserr != 0)
@@ -494,10 +509,7 @@ mqtt_new(struct event_base *base, struct conf **conf, struct db *db,
 	m->excursion = excursion;
 	m->fd = -1;
 	evtimer_assign(&m->ev_retry, base, mqtt_retry, m);
-	m->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (m->dns == NULL)
-		log_warnx("mqtt: no asynchronous DNS; host names resolve "
-		    "blocking");
+	m->dns = resolve_dns(base);
 	mqtt_create(m);
 	return (m);
 }
@@ -647,8 +659,6 @@ mqtt_free(struct mqtt *m)
 		return;
 	mqtt_stop(m);
 	mosquitto_destroy(m->mosq);
-	if (m->dns != NULL)
-		evdns_base_free(m->dns, 0);
 	free(m->rl_sources);
 	free(m->sub_mids);
 	free(m);

@@ -2,7 +2,9 @@
  * One asynchronous PostgreSQL connection on the event loop, for the parts
  * of the daemon that talk to the database a statement at a time (the
  * outbox, the acknowledge pages) or a batch at a time (the readings).  It
- * connects in the background with PQconnectPoll, names itself in
+ * connects in the background with PQconnectPoll (a host name resolved
+ * first with resolve.c, then given to libpq as hostaddr, so that its own
+ * blocking lookup never stalls the loop), names itself in
  * application_name, then runs queued statements and scripts one after the
  * other, each with its own deadline, feeding their COPY ... FROM STDIN
  * from buffers; a lost connection gives every queued statement a NULL
@@ -21,7 +23,9 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
 
@@ -29,6 +33,7 @@
 #include "conf.h"
 #include "log.h"
 #include "pgconn.h"
+#include "resolve.h"
 #include "xmalloc.h"
 
 #define PGCONN_TIMEOUT_S	30
@@ -62,6 +67,8 @@ struct pgconn {
 
 	PGconn			*conn;
 	enum pgconn_state	 state;
+	char			*host;		/* the name resolved, or NULL */
+	struct evdns_getaddrinfo_request *resolving;
 	int			 fd;
 	int			 inflight;	/* the queue's head is sent */
 	PGresult		*last;		/* of the query in flight */
@@ -83,6 +90,7 @@ struct pgconn {
 
 static void	pgconn_on_io(evutil_socket_t, short, void *);
 static void	pgconn_next(struct pgconn *);
+static void	pgconn_unresolve(struct pgconn *);
 
 static void
 pgconn_query_free(struct pgconn_query *q)
@@ -145,6 +153,7 @@ pgconn_lost(struct pgconn *pc, const char *why)
 	int64_t			 delay;
 	int			 was_up = pc->state == PGCONN_UP;
 
+	pgconn_unresolve(pc);
 	evtimer_del(&pc->ev_timeout);
 	pgconn_unwatch(pc);
 	if (pc->conn != NULL)
@@ -308,21 +317,129 @@ pgconn_connect_step(struct pgconn *pc)
 	}
 }
 
-static void
-pgconn_connect(struct pgconn *pc)
+/* The conninfo's host, when it is one name to resolve (no hostaddr). */
+static char *
+pgconn_host(const char *conninfo)
 {
-	char	buf[256];
+	PQconninfoOption	*opts, *o;
+	const char		*host = NULL;
+	char			*err = NULL, *name = NULL;
+	int			 addr = 0;
 
-	pc->state = PGCONN_CONNECTING;
-	pc->fd = -1;
-	pgconn_deadline(pc);
-	if ((pc->conn = PQconnectStart((*pc->conf)->db_conninfo)) == NULL)
+	if ((opts = PQconninfoParse(conninfo, &err)) == NULL) {
+		PQfreemem(err);
+		return (NULL);		/* libpq says what is wrong */
+	}
+	for (o = opts; o->keyword != NULL; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0 && o->val != NULL &&
+		    *o->val != '\0')
+			addr = 1;
+	}
+	if (!addr && host != NULL && strchr(host, ',') == NULL &&
+	    resolve_needed(host))
+		name = xstrdup(host);
+	PQconninfoFree(opts);
+	return (name);
+}
+
+/* Start libpq with the conninfo in force, at hostaddr if not NULL. */
+static void
+pgconn_connect_at(struct pgconn *pc, const char *hostaddr)
+{
+	PQconninfoOption	*opts = NULL, *o;
+	const char		**keys, **vals;
+	char			 buf[256];
+	int			 n = 0;
+
+	if (hostaddr == NULL)
+		pc->conn = PQconnectStart((*pc->conf)->db_conninfo);
+	else {
+		opts = PQconninfoParse((*pc->conf)->db_conninfo, NULL);
+		for (o = opts; o != NULL && o->keyword != NULL; o++)
+			n++;
+		keys = xcalloc(n + 2, sizeof *keys);
+		vals = xcalloc(n + 2, sizeof *vals);
+		n = 0;
+		for (o = opts; o != NULL && o->keyword != NULL; o++) {
+			if (o->val != NULL) {
+				keys[n] = o->keyword;
+				vals[n++] = o->val;
+			}
+		}
+		keys[n] = "hostaddr";
+		vals[n] = hostaddr;
+		pc->conn = PQconnectStartParams(keys, vals, 0);
+		free(keys);
+		free(vals);
+		PQconninfoFree(opts);
+	}
+	if (pc->conn == NULL)
 		fatalx("PQconnectStart: out of memory");
 	if (PQstatus(pc->conn) == CONNECTION_BAD) {
 		pgconn_lost(pc, pgconn_error(pc, buf, sizeof buf));
 		return;
 	}
 	pgconn_connect_step(pc);
+}
+
+/* The name is resolved: connect to its first address. */
+static void
+pgconn_resolved(int result, struct evutil_addrinfo *ai, void *arg)
+{
+	struct pgconn	*pc = arg;
+	char		 buf[256], addr[64];
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;
+	pc->resolving = NULL;
+	if (result != 0 || ai == NULL ||
+	    resolve_numeric(ai->ai_addr, addr, sizeof addr) == NULL) {
+		snprintf(buf, sizeof buf, "cannot resolve %s: %s", pc->host,
+		    result != 0 ? evutil_gai_strerror(result) : "no address");
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		pgconn_lost(pc, buf);
+		return;
+	}
+	evutil_freeaddrinfo(ai);
+	log_debug("%s: database host %s is %s", pc->name, pc->host, addr);
+	pgconn_connect_at(pc, addr);
+}
+
+static void
+pgconn_unresolve(struct pgconn *pc)
+{
+	struct evdns_getaddrinfo_request	*req = pc->resolving;
+
+	pc->resolving = NULL;
+	if (req != NULL)
+		evdns_getaddrinfo_cancel(req);
+}
+
+/* Connect: resolve the host name first, off the loop's back. */
+static void
+pgconn_connect(struct pgconn *pc)
+{
+	struct evutil_addrinfo			 hints;
+	struct evdns_getaddrinfo_request	*req;
+
+	pc->state = PGCONN_CONNECTING;
+	pc->fd = -1;
+	pgconn_deadline(pc);
+	free(pc->host);
+	if ((pc->host = pgconn_host((*pc->conf)->db_conninfo)) == NULL) {
+		pgconn_connect_at(pc, NULL);
+		return;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	req = evdns_getaddrinfo(resolve_dns(pc->base), pc->host, NULL, &hints,
+	    pgconn_resolved, pc);
+	if (req != NULL && pc->state == PGCONN_CONNECTING && pc->conn == NULL)
+		pc->resolving = req;	/* not answered at once */
 }
 
 static void
@@ -608,6 +725,7 @@ pgconn_free(struct pgconn *pc)
 
 	if (pc == NULL)
 		return;
+	pgconn_unresolve(pc);
 	pgconn_unwatch(pc);
 	event_del(&pc->ev_retry);
 	event_del(&pc->ev_timeout);
@@ -619,6 +737,7 @@ pgconn_free(struct pgconn *pc)
 		TAILQ_REMOVE(&pc->queue, q, entry);
 		pgconn_query_free(q);
 	}
+	free(pc->host);
 	free(pc->name);
 	free(pc);
 }

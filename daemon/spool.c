@@ -18,6 +18,9 @@
  * broker hands over always has a place on disk: when no more can be had,
  * spool_room() says so before the room left is used up, and the broker's
  * messages wait at the broker rather than in memory.
+ *
+ * fdatasync and fsync run in a thread (syncer.c): a slow disk delays the
+ * moment records are durable, never the loop.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -41,6 +44,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "spool.h"
+#include "syncer.h"
 #include "xmalloc.h"
 
 #define SPOOL_MAGIC		0x31535756u	/* "VWS1" */
@@ -70,6 +74,7 @@ struct spool {
 	uint64_t		 disk_bytes;	/* in segment files */
 	struct spool_pos	 committed;
 	int			 dirty;		/* written, not synced */
+	struct syncer		*syncer;
 
 	char			*buf;
 	size_t			 len;
@@ -83,6 +88,7 @@ struct spool {
 
 static void	spool_reserve(struct spool *);
 static void	spool_unreserve(struct spool *);
+static void	spool_sync_close(struct spool *);
 
 static int
 spool_pos_cmp(const struct spool_pos *a, const struct spool_pos *b)
@@ -319,6 +325,7 @@ spool_open(const char *state_dir, spool_replay_cb cb, void *arg,
 
 	s = xcalloc(1, sizeof *s);
 	s->fd = s->lockfd = s->markfd = -1;
+	s->syncer = syncer_new();
 	xasprintf(&s->dir, "%s/spool", state_dir);
 	if (mkdir(s->dir, 0700) == -1 && errno != EEXIST)
 		goto fail;
@@ -355,10 +362,11 @@ spool_free(struct spool *s)
 	if (s == NULL)
 		return;
 	if (s->fd != -1) {
-		spool_sync(s);
+		spool_write(s);
 		spool_unreserve(s);
-		close(s->fd);
+		spool_sync_close(s);
 	}
+	syncer_free(s->syncer);	/* waits for every sync */
 	if (s->markfd != -1)
 		close(s->markfd);
 	if (s->lockfd != -1)
@@ -413,15 +421,39 @@ spool_unreserve(struct spool *s)
 	s->reserved = s->written;
 }
 
+/* Hand a copy of fd to the syncer; sync it here if there can be none. */
+static void
+spool_sync_fd(struct spool *s, int fd, int full)
+{
+	int	copy;
+
+	if ((copy = dup(fd)) != -1) {
+		syncer_push(s->syncer, copy, full);
+		return;
+	}
+	if ((full ? fsync(fd) : fdatasync(fd)) == -1)
+		log_warn("spool: %s %s", full ? "fsync" : "fdatasync", s->dir);
+}
+
+/* Done with the current segment: synced, if need be, then closed. */
+static void
+spool_sync_close(struct spool *s)
+{
+	if (s->dirty)
+		syncer_push(s->syncer, s->fd, 0);
+	else
+		close(s->fd);
+	s->fd = -1;
+	s->dirty = 0;
+}
+
 /* Start a new segment for the next write. */
 static void
 spool_rotate(struct spool *s)
 {
 	if (s->fd != -1) {
 		spool_unreserve(s);
-		if (s->dirty && fdatasync(s->fd) == -1)
-			log_warn("spool: fdatasync");
-		close(s->fd);
+		spool_sync_close(s);
 	}
 	s->fd = -1;
 	s->dirty = 0;
@@ -461,8 +493,7 @@ spool_create(struct spool *s)
 	if (s->fd == -1)
 		return (-1);
 	/* The new name must outlive a power cut too. */
-	if (fsync(s->dirfd) == -1)
-		log_warn("spool: fsync %s", s->dir);
+	spool_sync_fd(s, s->dirfd, 1);
 	return (0);
 }
 
@@ -578,14 +609,19 @@ spool_write(struct spool *s)
 	spool_reserve(s);
 }
 
+/* Written data made durable, later, by the syncer. */
 void
 spool_sync(struct spool *s)
 {
+	int	error;
+
+	if ((error = syncer_error(s->syncer)) != 0)
+		log_warnx("spool: fdatasync: %s", strerror(error));
 	spool_write(s);
-	if (s->fd == -1 || !s->dirty)
+	/* One at a time: a slow disk gets fewer, not more, syncs. */
+	if (s->fd == -1 || !s->dirty || syncer_pending(s->syncer) > 0)
 		return;
-	if (fdatasync(s->fd) == -1)
-		log_warn("spool: fdatasync");
+	spool_sync_fd(s, s->fd, 0);
 	s->dirty = 0;
 }
 
