@@ -41,6 +41,11 @@
 #define DB_GATHER_MS		20
 /* While the spool has no room, it is tried again this often. */
 #define DB_ROOM_RETRY_MS	1000
+/*
+ * A reading's COPY row: key, source, kind, ts, temp_c, humidity, battery,
+ * received_at (db_push_reading, db_copy_reading).
+ */
+#define DB_READING_FIELDS	8
 
 /* Rows for one batch: at most batch_max_rows of them. */
 struct db_chunk {
@@ -611,6 +616,50 @@ db_spool_replay(void *arg, char type, const char *line, size_t len,
 		return;
 	}
 	db_queue(db, type, line, len, pos);
+}
+
+/* A field of a COPY text row as a double: NAN for \\N. */
+static double
+db_field_double(const char *f)
+{
+	return (strncmp(f, "\\N", 2) == 0 ? NAN : strtod(f, NULL));
+}
+
+/*
+ * The reading a spooled row of type r or b holds, for the rules: its
+ * fields as db_push_reading writes them. 0, or -1 for any other row.
+ */
+int
+db_copy_reading(char type, const char *line, size_t len, struct reading *r,
+    int64_t *received_us)
+{
+	const char	*f[DB_READING_FIELDS], *p = line, *end = line + len;
+	size_t		 n = 0, k = 0;
+
+	if (type != 'r' && type != 'b')
+		return (-1);
+	for (f[n++] = p; p < end && n < DB_READING_FIELDS; p++) {
+		if (*p == '\t')
+			f[n++] = p + 1;
+	}
+	if (n != DB_READING_FIELDS)
+		return (-1);
+	for (p = f[0]; *p != '\t' && k < sizeof r->key - 1; p++) {
+		if (*p == '\\' && p[1] != '\t') {
+			p++;
+			r->key[k++] = *p == 't' ? '\t' : *p == 'n' ? '\n' :
+			    *p == 'r' ? '\r' : *p;
+		} else
+			r->key[k++] = *p;
+	}
+	r->key[k] = '\0';
+	r->kind = type == 'r' ? READING_TEMP : READING_BATTERY;
+	r->ts_us = strtoll(f[3], NULL, 10);
+	r->temp_c = db_field_double(f[4]);
+	r->humidity = db_field_double(f[5]);
+	r->battery = db_field_double(f[6]);
+	*received_us = strtoll(f[DB_READING_FIELDS - 1], NULL, 10);
+	return (0);
 }
 
 /* Queue a reading; the batch registers its sensor if new. */

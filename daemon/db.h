@@ -44,6 +44,12 @@ void		 db_push_reading(struct db *, const char *,
 /* Queue a refused message with its reason. */
 void		 db_push_rejected(struct db *, const char *, const void *,
 		     size_t, const char *, const char *, int64_t);
+/*
+ * The reading of a spooled row (type r or b) again, for the rules that
+ * could not judge it before a crash: 0, or -1 for another row.
+ */
+int		 db_copy_reading(char, const char *, size_t, struct reading *,
+		     int64_t *);
 /* spool_open's replay callback: queue a record again. */
 void		 db_spool_replay(void *, char, const char *, size_t,
 		    const struct spool_pos *);

@@ -270,6 +270,24 @@ on_pause_excursion(const char *why, void *arg)
 	mqtt_pause(vw->mqtt, why != NULL ? why : pause_db);
 }
 
+/*
+ * A record of the spool read back at start: stored again, and, for the
+ * readings, judged by the rules, who may never have seen it before the
+ * crash (those they did see are older than their state, and ignored).
+ */
+static void
+on_replay(void *arg, char type, const char *line, size_t len,
+    const struct spool_pos *pos)
+{
+	struct vialwatchd	*vw = arg;
+	struct reading		 r;
+	int64_t			 received;
+
+	db_spool_replay(vw->db, type, line, len, pos);
+	if (db_copy_reading(type, line, len, &r, &received) == 0)
+		excursion_feed(vw->excursion, &r, received);
+}
+
 /* The state directory must exist and be ours to write. */
 static void
 state_dir_open(const char *dir)
@@ -371,7 +389,7 @@ main(int argc, char **argv)
 	vw.reminder = reminder_new(&vw);
 	vw.retention = retention_new(&vw);
 	vw.mqtt = mqtt_new(vw.base, &vw.conf, vw.db, vw.excursion);
-	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
+	if ((vw.spool = spool_open(vw.conf->state_dir, on_replay, &vw,
 	    &cause)) == NULL)
 		fatalx("%s", cause);
 	db_set_spool(vw.db, vw.spool);

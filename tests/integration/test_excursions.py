@@ -493,6 +493,48 @@ def test_database_down_at_start_judges_every_reading(daemon, db, pg,
     d.check_alive()
 
 
+def test_spooled_reading_judged_after_sigkill(daemon, db, pg, mqtt_broker):
+    """A critical reading is taken from the broker, but the daemon is
+    killed with SIGKILL before the database has the reading or its
+    excursion: started again, it stores the reading from the spool and
+    judges it too, so the excursion exists, started at that reading."""
+    f = setup_fridge(db)
+    d = daemon(overrides=SOURCES)
+    wait_loaded(d, sensors=1)
+    hot = now().replace(microsecond=0) - datetime.timedelta(minutes=2)
+    with pg.connect("vialwatch", autocommit=False) as lock:
+        lock.execute("lock table vialwatch.reading, vialwatch.excursion "
+                     "in share mode")
+        publish(mqtt_broker.port, [message(f["key"], hot, 13.0)])
+        wait_for(lambda: d.metric("vialwatch_excursion_events_pending") >= 1
+                 and d.metric("vialwatch_readings_pending") >= 1, 10,
+                 "the reading and its events waiting for the database")
+        d.kill()
+        # Its connections go with it, before they can do what they waited
+        # to do.
+        db.execute("select pg_terminate_backend(pid) from "
+                   "pg_stat_activity where application_name like "
+                   "'vialwatchd%'")
+        wait_for(lambda: db.execute(
+            "select count(*) from pg_stat_activity where application_name "
+            "like 'vialwatchd%'").fetchone()[0] == 0, 10,
+            "the daemon's connections gone")
+        lock.rollback()
+    assert excursions(db, f["sensor"]) == []
+    assert reading_count(db, f["sensor"]) == 0
+
+    d.start()
+    d.wait_healthy()
+    (x,) = wait_excursion(db, f["sensor"], lambda xs: xs[0]["alarmed_at"],
+                          "the excursion of the spooled reading")
+    assert x["started_at"] == hot and x["peak_c"] == 13.0
+    assert reading_count(db, f["sensor"]) == 1
+    c = f["contacts"]
+    alarms = {f"excursion:{x['id']}:alarm:contact:{c[who]}"
+              for who in ("dana", "sam")}
+    wait_for(lambda: alarms <= keys_of(db), 10, "the alarm notifications")
+
+
 # --- reference data -------------------------------------------------------
 
 
