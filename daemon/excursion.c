@@ -23,17 +23,23 @@
  * Nothing the rules give is dropped: past EXC_QUEUE_HIGH events waiting,
  * or EXC_EARLY_MAX bytes of readings held before the first load, the
  * broker's messages wait (the pause callback), and the queue and the
- * held readings are kept whole, however long the database takes.
+ * held readings are kept whole, however long the database takes. Those
+ * still waiting when the daemon stops are kept in a file of state_dir
+ * (excursion_save) and written first at the next start, before the
+ * sensors' state is loaded from the database.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -824,7 +830,8 @@ exc_next(struct excursion *ex)
 {
 	if (ex->state != EXC_IDLE || !pgconn_up(ex->pc))
 		return;
-	if (ex->reload)
+	/* Before the first load, the queue holds the last run's events. */
+	if (ex->reload && (ex->loaded || ex->qlen == 0))
 		exc_send_load(ex);
 	else if (ex->qlen > 0)
 		exc_send_event(ex);
@@ -968,6 +975,82 @@ excursion_open_counts(struct excursion *ex, size_t counts[EXCURSION_KINDS])
 		}
 	}
 	counts[RULES_NONE] = 0;
+}
+
+#define EXC_FILE_MAGIC	0x31455756u	/* "VWE1" */
+
+/* The file header: what wrote it, and how many events follow. */
+struct exc_file {
+	uint32_t	magic;
+	uint32_t	size;		/* of struct exc_event */
+	uint64_t	count;
+};
+
+/* Stopping with events not written: keep them in path for next time. */
+void
+excursion_save(struct excursion *ex, const char *path)
+{
+	struct exc_file	 h = { EXC_FILE_MAGIC, sizeof *ex->q, ex->qlen };
+	char		*tmp;
+	size_t		 i;
+	int		 fd, ok;
+
+	if (ex->qlen == 0)
+		return;
+	xasprintf(&tmp, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		log_warn("excursions: cannot keep %zu events in %s", ex->qlen,
+		    tmp);
+		free(tmp);
+		return;
+	}
+	ok = write(fd, &h, sizeof h) == (ssize_t)sizeof h;
+	for (i = 0; ok && i < ex->qlen; i++) {
+		ok = write(fd, &ex->q[(ex->qhead + i) % ex->qcap],
+		    sizeof *ex->q) == (ssize_t)sizeof *ex->q;
+	}
+	if (!ok || fsync(fd) == -1 || close(fd) == -1 ||
+	    rename(tmp, path) == -1)
+		log_warn("excursions: cannot keep %zu events in %s", ex->qlen,
+		    path);
+	else
+		log_info("excursions: %zu events not written are kept in %s "
+		    "for the next start", ex->qlen, path);
+	free(tmp);
+}
+
+/* Starting: queue the events a stop kept in path, first of all. */
+void
+excursion_restore(struct excursion *ex, const char *path)
+{
+	struct exc_file	 h;
+	struct exc_event e;
+	size_t		 n = 0;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("excursions: %s", path);
+		return;
+	}
+	if (read(fd, &h, sizeof h) != (ssize_t)sizeof h ||
+	    h.magic != EXC_FILE_MAGIC || h.size != sizeof e) {
+		log_warnx("excursions: %s was written by another version; "
+		    "its events are not sent", path);
+		close(fd);
+		return;
+	}
+	while (n < h.count && read(fd, &e, sizeof e) == (ssize_t)sizeof e) {
+		if (ex->qlen == ex->qcap)
+			exc_grow(ex);
+		ex->q[(ex->qhead + ex->qlen++) % ex->qcap] = e;
+		n++;
+	}
+	close(fd);
+	if (unlink(path) == -1)
+		log_warn("excursions: cannot remove %s", path);
+	log_info("excursions: %zu events of the last run are queued again", n);
 }
 
 /* Free everything; events still queued are lost (and logged). */

@@ -29,6 +29,10 @@ void		 excursion_reload(struct excursion *);
  * done. */
 void		 excursion_drain(struct excursion *, void (*)(void *), void *);
 void		 excursion_free(struct excursion *);
+/* Stopped with events not written: keep them in a file (path). */
+void		 excursion_save(struct excursion *, const char *);
+/* Starting: queue the events kept in the file first, and remove it. */
+void		 excursion_restore(struct excursion *, const char *);
 /* One decoded reading as it arrives, at wall time now: the hot path. */
 void		 excursion_feed(struct excursion *, const struct reading *,
 		     int64_t);

@@ -219,7 +219,8 @@ on_stop_timeout(evutil_socket_t fd, short events, void *arg)
 	if (db_pending(vw->db) > 0 || excursion_pending(vw->excursion) > 0) {
 		log_warnx("stopping after %d s with %zu readings not stored "
 		    "and %zu excursion events not written: the database did "
-		    "not take them", STOP_TIMEOUT_S, db_pending(vw->db),
+		    "not take them; they are sent at the next start",
+		    STOP_TIMEOUT_S, db_pending(vw->db),
 		    excursion_pending(vw->excursion));
 		exit_status = 1;
 	}
@@ -334,7 +335,7 @@ int
 main(int argc, char **argv)
 {
 	struct vialwatchd	 vw;
-	char			*cause = NULL;
+	char			*cause = NULL, *events_path;
 	int			 ch, test_only = 0;
 
 	conf_path = xstrdup(SYSCONFDIR "/vialwatch/vialwatch.conf");
@@ -385,6 +386,8 @@ main(int argc, char **argv)
 	vw.db = db_new(vw.base, &vw.conf, on_pause_db, &vw);
 	vw.excursion = excursion_new(vw.base, &vw.conf, on_pause_excursion,
 	    &vw);
+	xasprintf(&events_path, "%s/excursion-events", vw.conf->state_dir);
+	excursion_restore(vw.excursion, events_path);
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
 	vw.retention = retention_new(&vw);
@@ -408,6 +411,7 @@ main(int argc, char **argv)
 	retention_start(vw.retention);
 
 	event_base_loop(vw.base, 0);
+	excursion_save(vw.excursion, events_path);
 
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
@@ -421,6 +425,7 @@ main(int argc, char **argv)
 	event_base_free(vw.base);
 	conf_free(vw.conf);
 	free(conf_path);
+	free(events_path);
 	log_info("stopped");
 	return (exit_status);
 }

@@ -535,6 +535,42 @@ def test_spooled_reading_judged_after_sigkill(daemon, db, pg, mqtt_broker):
     wait_for(lambda: alarms <= keys_of(db), 10, "the alarm notifications")
 
 
+def test_events_kept_over_a_stop(daemon, db, pg, mqtt_broker):
+    """The database takes the readings but not the excursion events, and
+    the daemon is stopped: after its 10 s it exits saying so, keeps the
+    events, and writes them at the next start, before loading the sensors:
+    the excursion exists, alarmed, started at its reading."""
+    f = setup_fridge(db)
+    d = daemon(overrides=SOURCES)
+    wait_loaded(d, sensors=1)
+    hot = now().replace(microsecond=0) - datetime.timedelta(minutes=2)
+    with pg.connect("vialwatch", autocommit=False) as lock:
+        lock.execute("lock table vialwatch.excursion in share mode")
+        publish(mqtt_broker.port, [message(f["key"], hot, 13.0)])
+        wait_for(lambda: reading_count(db, f["sensor"]) == 1
+                 and d.metric("vialwatch_excursion_events_pending") >= 1, 10,
+                 "the reading stored, its events waiting")
+        assert d.stop(timeout=30) == 1
+        # The statement its connection waited on goes with it.
+        db.execute("select pg_terminate_backend(pid) from "
+                   "pg_stat_activity where application_name like "
+                   "'vialwatchd%'")
+        lock.rollback()
+    assert "they are sent at the next start" in d.log_text()
+    assert excursions(db, f["sensor"]) == []
+
+    d.start()
+    d.wait_healthy()
+    (x,) = wait_excursion(db, f["sensor"], lambda xs: xs[0]["alarmed_at"],
+                          "the excursion kept over the stop")
+    assert x["started_at"] == hot and x["alarmed_at"] == hot
+    assert "events of the last run are queued again" in d.log_text()
+    c = f["contacts"]
+    alarms = {f"excursion:{x['id']}:alarm:contact:{c[who]}"
+              for who in ("dana", "sam")}
+    wait_for(lambda: alarms <= keys_of(db), 10, "the alarm notifications")
+
+
 # --- reference data -------------------------------------------------------
 
 
