@@ -528,7 +528,8 @@ def test_spooled_reading_judged_after_sigkill(daemon, db, pg, mqtt_broker):
     (x,) = wait_excursion(db, f["sensor"], lambda xs: xs[0]["alarmed_at"],
                           "the excursion of the spooled reading")
     assert x["started_at"] == hot and x["peak_c"] == 13.0
-    assert reading_count(db, f["sensor"]) == 1
+    wait_for(lambda: reading_count(db, f["sensor"]) == 1, 10,
+             "the spooled reading stored once")
     c = f["contacts"]
     alarms = {f"excursion:{x['id']}:alarm:contact:{c[who]}"
               for who in ("dana", "sam")}
