@@ -662,7 +662,10 @@ db_copy_reading(char type, const char *line, size_t len, struct reading *r,
 	return (0);
 }
 
-/* Queue a reading; the batch registers its sensor if new. */
+/*
+ * Queue a reading; the batch registers its sensor if new. Its fields are
+ * read back by db_copy_reading (DB_READING_FIELDS): keep the two in step.
+ */
 void
 db_push_reading(struct db *db, const char *source, const struct reading *r,
     int64_t received_us)
