@@ -20,6 +20,7 @@
 #include <event2/event_struct.h>
 
 #include "archive.h"
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "pgconn.h"
@@ -135,7 +136,7 @@ archive_new(struct vialwatchd *vw)
 
 	ar = xcalloc(1, sizeof *ar);
 	ar->vw = vw;
-	ar->pc = pgconn_new(vw, "archive", &events, ar);
+	ar->pc = pgconn_new(vw->base, &vw->conf, "archive", &events, ar);
 	evtimer_assign(&ar->ev_run, vw->base, archive_on_timer, ar);
 	return (ar);
 }

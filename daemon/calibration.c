@@ -75,7 +75,7 @@ calibration_run(struct calibration *cb)
 
 	if (cb->busy || cb->vw->stopping || !pgconn_up(cb->pc))
 		return;
-	snprintf(now, sizeof now, "%lld", (long long)(vw_now_us() / 1000000));
+	snprintf(now, sizeof now, "%lld", (long long)(clock_now_us() / 1000000));
 	p[0] = now;
 	if (pgconn_query(cb->pc, "select vialwatch.calibration_warn("
 	    "to_timestamp($1::bigint))", 1, p, calibration_on_done, cb) == 0)
@@ -104,7 +104,7 @@ calibration_new(struct vialwatchd *vw)
 
 	cb = xcalloc(1, sizeof *cb);
 	cb->vw = vw;
-	cb->pc = pgconn_new(vw, "calibration", &events, cb);
+	cb->pc = pgconn_new(vw->base, &vw->conf, "calibration", &events, cb);
 	evtimer_assign(&cb->ev_run, vw->base, calibration_on_timer, cb);
 	return (cb);
 }

@@ -1,5 +1,5 @@
 /*
- * PostgreSQL on the loop: libpq in non-blocking mode on PQsocket. Readings
+ * The readings' way to PostgreSQL, on a connection of pgconn.c. Readings
  * are encoded once as COPY text lines, appended to the spool, and queued
  * in chunks; a chunk goes as one batch, one round trip: COPY into
  * temporary tables, then set-based inserts that register new sensors and
@@ -24,30 +24,29 @@
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
-#include "mqtt.h"
+#include "pgconn.h"
 #include "spool.h"
-#include "vialwatchd.h"
 #include "xmalloc.h"
 
-/* A connect or a batch that takes longer means the server is gone. */
-#define DB_TIMEOUT_S		30
 /*
  * With the connection free, the first row waiting is sent after this
  * long, with whatever came meanwhile: a trickle of readings makes a few
  * dozen commits a second, not one per reading.
  */
 #define DB_GATHER_MS		20
-
-enum db_op {
-	OP_NONE,
-	OP_CONNECT,
-	OP_SETUP,
-	OP_BATCH,
-};
+/* While the spool has no room, it is tried again this often. */
+#define DB_ROOM_RETRY_MS	1000
+/*
+ * A reading's COPY row: key, source, kind, ts, temp_c, humidity, battery,
+ * received_at, temp_raw_c (db_push_reading, db_copy_reading); a row
+ * spooled by an older daemon lacks temp_raw_c.
+ */
+#define DB_READING_FIELDS	9
 
 /* Rows for one batch: at most batch_max_rows of them. */
 struct db_chunk {
@@ -65,20 +64,21 @@ struct db_chunk {
 TAILQ_HEAD(db_chunks, db_chunk);
 
 struct db {
-	struct vialwatchd	*vw;
-	PGconn			*conn;
+	struct event_base	*base;
+	struct conf		**conf;
+	struct spool		*spool;
+	struct pgconn		*pc;
+	db_pause_cb		 pause;
+	void			*pause_arg;
+	const char		*paused;	/* why, or NULL */
+	void			(*drained)(void *);
+	void			*drained_arg;
 	enum db_state		 state;
-	enum db_op		 op;
-	int			 fd;
-	struct event		 ev_read;
-	struct event		 ev_write;
 	struct event		 ev_flush;
 	struct event		 ev_burst;
 	struct event		 ev_gather;
 	struct event		 ev_sync;
-	struct event		 ev_retry;
-	struct event		 ev_timeout;
-	int64_t			 backoff_ms;
+	struct event		 ev_room;	/* the spool's disk was full */
 	int64_t			 fail_backoff_ms;
 	int			 holding;	/* a batch failed: wait */
 	int			 burst_armed;
@@ -93,16 +93,7 @@ struct db {
 	size_t			 line_len;
 	size_t			 line_cap;
 	struct db_chunk		*fly;		/* the batch in flight */
-	unsigned char		*copy_data;	/* fly, contiguous */
-	size_t			 copy_len;
-	size_t			 copy_off;
-	int			 copy_index;	/* 0 readings, 1 rejected */
-	int			 copy_ending;
-	int			 batch_failed;
-	int			 batch_stored_twice;	/* unique_violation */
-	long long		 batch_stored;
 	int64_t			 batch_started_ms;
-	struct ratelimit	 rl_error;
 };
 
 static const char *db_state_names[] = {
@@ -178,9 +169,6 @@ static const char db_batch_sql[] = DB_BATCH_SQL;
  */
 static const char db_batch_safe_sql[] = DB_BATCH_SQL " on conflict do nothing";
 
-static void	db_connect(struct db *);
-static void	db_io(struct db *);
-static void	db_on_io(evutil_socket_t, short, void *);
 static void	db_maybe_flush(struct db *);
 
 const char *
@@ -192,6 +180,8 @@ db_state_name(enum db_state s)
 enum db_state
 db_state(struct db *db)
 {
+	if (db->state == DB_DISCONNECTED && pgconn_connecting(db->pc))
+		return (DB_CONNECTING);
 	return (db->state);
 }
 
@@ -241,7 +231,7 @@ db_chunk_tail(struct db *db)
 	struct db_chunk	*ch = TAILQ_LAST(&db->pend, db_chunks);
 
 	if (ch == NULL || ch->failed || ch->nreadings + ch->nrejected >=
-	    (size_t)db->vw->conf->db_batch_max_rows) {
+	    (size_t)(*db->conf)->db_batch_max_rows) {
 		ch = db_chunk_new();
 		TAILQ_INSERT_TAIL(&db->pend, ch, entry);
 	}
@@ -261,64 +251,36 @@ db_requeue(struct db *db)
 	db->first_ms = 0;	/* these rows have waited enough */
 }
 
-/* Past max_pending bytes, stop reading MQTT; resume under half. */
+/*
+ * Stop reading MQTT while the spool has no room on disk (and look again
+ * each second), or past max_pending bytes; resume under half of it.
+ */
 static void
 db_pressure(struct db *db)
 {
-	size_t	n = db_pending_bytes(db);
-	size_t	max = (size_t)db->vw->conf->db_max_pending;
+	static const char	 full[] = "the spool cannot be written; not "
+				    "reading from the broker until it can";
+	static const char	 behind[] = "too many readings wait for the "
+				    "database; not reading from the broker "
+				    "until they are stored";
+	struct timeval		 tv = { DB_ROOM_RETRY_MS / 1000,
+				    DB_ROOM_RETRY_MS % 1000 * 1000 };
+	size_t			 n = db_pending_bytes(db);
+	size_t			 max = (size_t)(*db->conf)->db_max_pending;
+	const char		*why = db->paused;
 
-	if (n >= max)
-		mqtt_pause(db->vw->mqtt, 1);
-	else if (n < max / 2)
-		mqtt_pause(db->vw->mqtt, 0);
-}
-
-/* Drop the connection and try again after a backoff. */
-static void
-db_lost(struct db *db, const char *why)
-{
-	struct timeval	tv;
-	int64_t		delay;
-
-	evtimer_del(&db->ev_timeout);
-	if (db->fd != -1) {
-		event_del(&db->ev_read);
-		event_del(&db->ev_write);
-	}
-	if (db->conn != NULL)
-		PQfinish(db->conn);
-	db->conn = NULL;
-	db->fd = -1;
-	db->op = OP_NONE;
-	db_requeue(db);
-	free(db->copy_data);
-	db->copy_data = NULL;
-	db->state = DB_DISCONNECTED;
-	delay = vw_backoff(&db->backoff_ms, &tv);
-	log_warnx("database: %s; retrying in %lld ms", why, (long long)delay);
-	evtimer_add(&db->ev_retry, &tv);
-}
-
-/* Arm (or with 0, clear) the deadline of a connect or a batch. */
-static void
-db_deadline(struct db *db, int secs)
-{
-	struct timeval	tv = { secs, 0 };
-
-	if (secs == 0)
-		evtimer_del(&db->ev_timeout);
-	else
-		evtimer_add(&db->ev_timeout, &tv);
-}
-
-static void
-db_on_timeout(evutil_socket_t fd, short events, void *arg)
-{
-	struct db	*db = arg;
-
-	db_lost(db, db->op == OP_BATCH ? "no answer to a batch in 30 s" :
-	    "no answer while connecting in 30 s");
+	if (db->spool != NULL && !spool_room(db->spool)) {
+		why = full;
+		if (!evtimer_pending(&db->ev_room, NULL))
+			evtimer_add(&db->ev_room, &tv);
+	} else if (n >= max)
+		why = behind;
+	else if (n < max / 2 || why == full)
+		why = NULL;
+	if (why == db->paused)
+		return;
+	db->paused = why;
+	db->pause(why, db->pause_arg);
 }
 
 /* A batch failed: wait with backoff before the next try. */
@@ -327,313 +289,114 @@ db_hold(struct db *db)
 {
 	struct timeval	tv;
 
-	vw_backoff(&db->fail_backoff_ms, &tv);
+	clock_backoff(&db->fail_backoff_ms, &tv);
 	db->holding = 1;
 	evtimer_add(&db->ev_flush, &tv);
 }
 
-/* The first line of libpq's last error. */
-static const char *
-db_error(struct db *db, char *buf, size_t len)
-{
-	char	*nl;
-
-	snprintf(buf, len, "%s", db->conn != NULL ?
-	    PQerrorMessage(db->conn) : "no connection");
-	if ((nl = strchr(buf, '\n')) != NULL)
-		*nl = '\0';
-	return (buf);
-}
-
-/* Watch the socket for reading and, when asked, writing. */
+/* The staging tables are made: batches may go. */
 static void
-db_watch(struct db *db, int want_write)
+db_on_setup(const PGresult *res, void *arg)
 {
-	if (PQsocket(db->conn) != db->fd) {
-		if (db->fd != -1) {
-			event_del(&db->ev_read);
-			event_del(&db->ev_write);
-		}
-		db->fd = PQsocket(db->conn);
-		event_assign(&db->ev_read, db->vw->base, db->fd,
-		    EV_READ | EV_PERSIST, db_on_io, db);
-		event_assign(&db->ev_write, db->vw->base, db->fd, EV_WRITE,
-		    db_on_io, db);
-	}
-	if (!event_pending(&db->ev_read, EV_READ, NULL))
-		event_add(&db->ev_read, NULL);
-	if (want_write)
-		event_add(&db->ev_write, NULL);
-	else
-		event_del(&db->ev_write);
-}
+	struct db	*db = arg;
 
-/* Connection set up: make the staging tables. */
-static void
-db_connected_cb(struct db *db)
-{
-	db->state = DB_CONNECTING;
-	db->op = OP_SETUP;
-	if (PQsetnonblocking(db->conn, 1) != 0 ||
-	    !PQsendQuery(db->conn, db_setup_sql)) {
-		db_lost(db, "cannot send the set-up query");
+	if (res == NULL)
+		return;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pgconn_failed(db->pc, res, "set-up");
+		pgconn_drop(db->pc, "set-up failed (is the schema migrated?)");
 		return;
 	}
-	db_watch(db, PQflush(db->conn) == 1);
+	db->state = DB_IDLE;
+	metrics.db_connects++;
+	db_maybe_flush(db);
 }
 
-/* Drive PQconnectPoll. */
+/* Connected: make the staging tables first. */
 static void
-db_connect_step(struct db *db)
+db_up(void *arg)
 {
-	char	buf[256];
+	struct db	*db = arg;
 
-	switch (PQconnectPoll(db->conn)) {
-	case PGRES_POLLING_READING:
-		db_watch(db, 0);
-		event_del(&db->ev_read);
-		event_add(&db->ev_read, NULL);
-		break;
-	case PGRES_POLLING_WRITING:
-		db_watch(db, 1);
-		event_del(&db->ev_read);
-		break;
-	case PGRES_POLLING_OK:
-		db_connected_cb(db);
-		break;
-	default:
-		db_lost(db, db_error(db, buf, sizeof buf));
-		break;
-	}
+	pgconn_script(db->pc, db_setup_sql, NULL, 0, db_on_setup, db);
 }
 
-/* Start connecting in the background. */
+/* Lost: the batch in flight, if any, was put back by its callback. */
 static void
-db_connect(struct db *db)
+db_down(void *arg)
 {
-	char	buf[256];
+	struct db	*db = arg;
 
-	db->state = DB_CONNECTING;
-	db->op = OP_CONNECT;
-	db->fd = -1;
-	db_deadline(db, DB_TIMEOUT_S);
-	db->conn = PQconnectStart(db->vw->conf->db_conninfo);
-	if (db->conn == NULL)
-		fatalx("PQconnectStart: out of memory");
-	if (PQstatus(db->conn) == CONNECTION_BAD) {
-		db_lost(db, db_error(db, buf, sizeof buf));
-		return;
-	}
-	db_connect_step(db);
-}
-
-/* Send as much COPY data as the socket takes. */
-static int
-db_copy_feed(struct db *db)
-{
-	size_t	chunk;
-	int	rc;
-
-	while (db->copy_off < db->copy_len) {
-		chunk = db->copy_len - db->copy_off;
-		if (chunk > 65536)
-			chunk = 65536;
-		rc = PQputCopyData(db->conn,
-		    (char *)db->copy_data + db->copy_off, chunk);
-		if (rc == -1)
-			return (-1);
-		if (rc == 0)
-			return (1);	/* wait until writable */
-		db->copy_off += chunk;
-	}
-	if ((rc = PQputCopyEnd(db->conn, NULL)) == -1)
-		return (-1);
-	if (rc == 0)
-		return (1);
-	free(db->copy_data);
-	db->copy_data = NULL;
-	return (0);
-}
-
-/* The server wants COPY data: the readings first, then rejected. */
-static int
-db_copy_start(struct db *db)
-{
-	struct evbuffer	*b;
-	size_t		 len;
-
-	b = db->copy_index++ == 0 ? db->fly->readings : db->fly->rejected;
-	len = evbuffer_get_length(b);
-	free(db->copy_data);
-	db->copy_data = xmalloc(len + 1);
-	evbuffer_copyout(b, db->copy_data, len);
-	db->copy_len = len;
-	db->copy_off = 0;
-	return (db_copy_feed(db));
+	db->state = DB_DISCONNECTED;
 }
 
 /* A batch ended: account for it or put it back. */
 static void
-db_batch_done(struct db *db)
+db_on_batch(const PGresult *res, void *arg)
 {
-	double	secs = (vw_mono_ms() - db->batch_started_ms) / 1000.0;
-	size_t	rows = db->fly->nreadings + db->fly->nrejected;
+	struct db	*db = arg;
+	double		 secs = (clock_mono_ms() - db->batch_started_ms) / 1000.0;
+	size_t		 rows = db->fly->nreadings + db->fly->nrejected;
+	const char	*code;
+	long long	 stored;
 
-	db->state = DB_IDLE;
-	db->op = OP_NONE;
-	if (db->batch_failed && db->batch_stored_twice && !db->fly->safe) {
-		log_debug("database: a batch holds readings already stored; "
-		    "sending it again, skipping those");
-		db->fly->failed = db->fly->safe = 1;
-		db_requeue(db);
+	db->state = res == NULL ? DB_DISCONNECTED : DB_IDLE;
+	if (res == NULL) {
+		db_requeue(db);		/* the connection is gone */
 		return;
 	}
-	if (db->batch_failed) {
-		metrics.batch_errors++;
-		db->fly->failed = 1;
-		db_requeue(db);
-		db_hold(db);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (!db->fly->safe && code != NULL &&
+		    strcmp(code, "23505") == 0) {
+			log_debug("database: a batch holds readings already "
+			    "stored; sending it again, skipping those");
+			db->fly->failed = db->fly->safe = 1;
+			db_requeue(db);
+		} else {
+			pgconn_failed(db->pc, res, "batch");
+			metrics.batch_errors++;
+			db->fly->failed = 1;
+			db_requeue(db);
+			db_hold(db);
+		}
+		db_maybe_flush(db);
 		return;
 	}
+	stored = strtoll(PQcmdTuples((PGresult *)res), NULL, 10);
 	db->fail_backoff_ms = 0;
-	spool_commit(db->vw->spool, &db->fly->end);
+	spool_commit(db->spool, &db->fly->end);
 	metrics_batch(rows, secs);
-	metrics.readings_stored += db->batch_stored;
-	metrics.readings_duplicate += db->fly->ntemps - db->batch_stored;
+	metrics.readings_stored += stored;
+	metrics.readings_duplicate += db->fly->ntemps - stored;
 	db_chunk_free(db->fly);
 	db->fly = NULL;
 	log_debug("database: batch of %zu rows committed in %.3f s", rows,
 	    secs);
 	db_pressure(db);
-}
-
-/* One result of the query in flight. */
-static int
-db_result(struct db *db, PGresult *res)
-{
-	const char	*msg;
-	int		 rc = 0;
-
-	switch (PQresultStatus(res)) {
-	case PGRES_COPY_IN:
-		rc = db_copy_start(db);
-		break;
-	case PGRES_COMMAND_OK:
-	case PGRES_TUPLES_OK:
-		if (db->op == OP_BATCH &&
-		    strncmp(PQcmdStatus(res), "INSERT", 6) == 0)
-			db->batch_stored = strtoll(PQcmdTuples(res), NULL, 10);
-		break;
-	default:
-		msg = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		db->batch_failed = 1;
-		if (db->op == OP_BATCH && !db->fly->safe && msg != NULL &&
-		    strcmp(msg, "23505") == 0) {
-			db->batch_stored_twice = 1;	/* not an error */
-			break;
-		}
-		msg = PQresultErrorMessage(res);
-		if (log_ratelimit(&db->rl_error, 5, vw_mono_ms()))
-			log_warnx("database: %s failed: %.*s", db->op ==
-			    OP_SETUP ? "set-up" : "batch",
-			    (int)strcspn(msg, "\n"), msg);
-		break;
-	}
-	PQclear(res);
-	return (rc);
-}
-
-/* The query in flight finished. */
-static void
-db_query_done(struct db *db)
-{
-	if (db->op != OP_NONE)
-		db_deadline(db, 0);
-	if (db->op == OP_SETUP) {
-		if (db->batch_failed) {
-			db->batch_failed = 0;
-			db_lost(db, "set-up failed (is the schema migrated?)");
-			return;
-		}
-		db->state = DB_IDLE;
-		db->op = OP_NONE;
-		db->backoff_ms = 0;
-		metrics.db_connects++;
-		log_info("database: connected");
-	} else if (db->op == OP_BATCH)
-		db_batch_done(db);
 	db_maybe_flush(db);
-}
-
-/* Socket events: read results, send what is queued. */
-static void
-db_io(struct db *db)
-{
-	PGresult	*res;
-	char		 buf[256];
-	int		 want_write = 0, rc;
-
-	if (db->op == OP_CONNECT) {
-		db_connect_step(db);
-		return;
-	}
-	if (db->copy_data != NULL) {
-		if ((rc = db_copy_feed(db)) == -1) {
-			db_lost(db, db_error(db, buf, sizeof buf));
-			return;
-		}
-		want_write = rc;
-	}
-	if (!PQconsumeInput(db->conn)) {
-		db_lost(db, db_error(db, buf, sizeof buf));
-		return;
-	}
-	while (!want_write && !PQisBusy(db->conn)) {
-		if ((res = PQgetResult(db->conn)) == NULL) {
-			db_query_done(db);
-			return;
-		}
-		if ((rc = db_result(db, res)) == -1) {
-			db_lost(db, db_error(db, buf, sizeof buf));
-			return;
-		}
-		want_write = rc;
-	}
-	if ((rc = PQflush(db->conn)) == -1) {
-		db_lost(db, db_error(db, buf, sizeof buf));
-		return;
-	}
-	db_watch(db, want_write || rc == 1);
-}
-
-static void
-db_on_io(evutil_socket_t fd, short events, void *arg)
-{
-	db_io(arg);
 }
 
 /* Send the oldest chunk of waiting rows as one batch. */
 static void
 db_flush(struct db *db)
 {
+	struct evbuffer	*copy[2];
+
 	db->fly = TAILQ_FIRST(&db->pend);
 	TAILQ_REMOVE(&db->pend, db->fly, entry);
 	db->npend -= db->fly->nreadings + db->fly->nrejected;
 	db->pend_bytes -= db->fly->bytes;
-	db->first_ms = vw_mono_ms();
-	db->batch_failed = db->batch_stored_twice = 0;
-	db->batch_stored = 0;
-	db->copy_index = 0;
-	db->batch_started_ms = vw_mono_ms();
+	db->first_ms = clock_mono_ms();
+	db->batch_started_ms = clock_mono_ms();
 	db->state = DB_BATCH;
-	db->op = OP_BATCH;
-	db_deadline(db, DB_TIMEOUT_S);
-	if (!PQsendQuery(db->conn, db->fly->safe ? db_batch_safe_sql :
-	    db_batch_sql)) {
-		db_lost(db, "cannot send a batch");
-		return;
+	copy[0] = db->fly->readings;
+	copy[1] = db->fly->rejected;
+	if (pgconn_script(db->pc, db->fly->safe ? db_batch_safe_sql :
+	    db_batch_sql, copy, 2, db_on_batch, db) == -1) {
+		db->state = DB_DISCONNECTED;
+		db_requeue(db);
 	}
-	db_watch(db, PQflush(db->conn) != 0);
 }
 
 /* Send the next batch if the connection is free: a group commit. */
@@ -644,15 +407,15 @@ db_maybe_flush(struct db *db)
 	int64_t		wait;
 
 	if (db->npend == 0) {
-		if (db->draining && db->fly == NULL)
-			vw_drained(db->vw);
+		if (db->draining && db->fly == NULL && db->drained != NULL)
+			db->drained(db->drained_arg);
 		return;
 	}
 	if (db->holding || db->state != DB_IDLE)
 		return;		/* ev_flush or the batch in flight call again */
-	wait = DB_GATHER_MS - (vw_mono_ms() - db->first_ms);
+	wait = DB_GATHER_MS - (clock_mono_ms() - db->first_ms);
 	if (wait > 0 && !db->draining &&
-	    db->npend < (size_t)db->vw->conf->db_batch_max_rows) {
+	    db->npend < (size_t)(*db->conf)->db_batch_max_rows) {
 		if (!db->gather_armed) {
 			db->gather_armed = 1;
 			tv.tv_sec = 0;
@@ -693,7 +456,9 @@ db_on_burst(evutil_socket_t fd, short events, void *arg)
 	struct db	*db = arg;
 
 	db->burst_armed = 0;
-	spool_write(db->vw->spool);
+	spool_write(db->spool);
+	if (!spool_room(db->spool))
+		db_pressure(db);
 	db_maybe_flush(db);
 }
 
@@ -703,13 +468,17 @@ db_on_sync(evutil_socket_t fd, short events, void *arg)
 {
 	struct db	*db = arg;
 
-	spool_sync(db->vw->spool);
+	spool_sync(db->spool);
 }
 
+/* The spool had no room: try again, and read again if it has. */
 static void
-db_on_retry(evutil_socket_t fd, short events, void *arg)
+db_on_room(evutil_socket_t fd, short events, void *arg)
 {
-	db_connect(arg);
+	struct db	*db = arg;
+
+	spool_retry(db->spool);
+	db_pressure(db);
 }
 
 /* Room for n more bytes in the row being encoded. */
@@ -814,7 +583,7 @@ db_queue(struct db *db, char type, const char *line, size_t len,
 	struct db_chunk	*ch = db_chunk_tail(db);
 
 	if (pos == NULL)
-		spool_append(db->vw->spool, type, line, len, &ch->end);
+		spool_append(db->spool, type, line, len, &ch->end);
 	else
 		ch->end = *pos;
 	if (type == 'j') {
@@ -829,7 +598,7 @@ db_queue(struct db *db, char type, const char *line, size_t len,
 	ch->bytes += len;
 	db->pend_bytes += len;
 	if (db->npend++ == 0)
-		db->first_ms = vw_mono_ms();
+		db->first_ms = clock_mono_ms();
 	db_pressure(db);
 	if (!db->burst_armed) {
 		db->burst_armed = 1;
@@ -879,7 +648,56 @@ db_spool_replay(void *arg, char type, const char *line, size_t len,
 	db_queue(db, type, line, len, pos);
 }
 
-/* Queue a reading; the batch registers its sensor if new. */
+/* A field of a COPY text row as a double: NAN for \\N. */
+static double
+db_field_double(const char *f)
+{
+	return (strncmp(f, "\\N", 2) == 0 ? NAN : strtod(f, NULL));
+}
+
+/*
+ * The reading a spooled row of type r or b holds, for the rules: its
+ * fields as db_push_reading writes them. 0, or -1 for any other row.
+ */
+int
+db_copy_reading(char type, const char *line, size_t len, struct reading *r,
+    int64_t *received_us)
+{
+	const char	*f[DB_READING_FIELDS], *p = line, *end = line + len;
+	size_t		 n = 0, k = 0;
+
+	if (type != 'r' && type != 'b')
+		return (-1);
+	for (f[n++] = p; p < end && n < DB_READING_FIELDS; p++) {
+		if (*p == '\t')
+			f[n++] = p + 1;
+	}
+	if (n != DB_READING_FIELDS && n != DB_READING_FIELDS - 1)
+		return (-1);
+	for (p = f[0]; *p != '\t' && k < sizeof r->key - 1; p++) {
+		if (*p == '\\' && p[1] != '\t') {
+			p++;
+			r->key[k++] = *p == 't' ? '\t' : *p == 'n' ? '\n' :
+			    *p == 'r' ? '\r' : *p;
+		} else
+			r->key[k++] = *p;
+	}
+	r->key[k] = '\0';
+	r->kind = type == 'r' ? READING_TEMP : READING_BATTERY;
+	r->ts_us = strtoll(f[3], NULL, 10);
+	r->temp_c = db_field_double(f[4]);
+	r->humidity = db_field_double(f[5]);
+	r->battery = db_field_double(f[6]);
+	*received_us = strtoll(f[7], NULL, 10);
+	r->temp_raw_c = n == DB_READING_FIELDS ? db_field_double(f[8]) :
+	    r->temp_c;
+	return (0);
+}
+
+/*
+ * Queue a reading; the batch registers its sensor if new. Its fields are
+ * read back by db_copy_reading (DB_READING_FIELDS): keep the two in step.
+ */
 void
 db_push_reading(struct db *db, const char *source, const struct reading *r,
     int64_t received_us)
@@ -936,28 +754,40 @@ db_push_rejected(struct db *db, const char *topic, const void *payload,
 }
 
 struct db *
-db_new(struct vialwatchd *vw)
+db_new(struct event_base *base, struct conf **conf, db_pause_cb pause,
+    void *arg)
 {
-	struct db	*db;
+	static const struct pgconn_events	 events = { db_up, db_down, NULL };
+	struct db				*db;
 
 	db = xcalloc(1, sizeof *db);
-	db->vw = vw;
-	db->fd = -1;
+	db->base = base;
+	db->conf = conf;
+	db->pause = pause;
+	db->pause_arg = arg;
 	TAILQ_INIT(&db->pend);
-	evtimer_assign(&db->ev_flush, vw->base, db_on_flush, db);
-	evtimer_assign(&db->ev_burst, vw->base, db_on_burst, db);
-	evtimer_assign(&db->ev_gather, vw->base, db_on_gather, db);
-	event_assign(&db->ev_sync, vw->base, -1, EV_PERSIST, db_on_sync, db);
-	evtimer_assign(&db->ev_retry, vw->base, db_on_retry, db);
-	evtimer_assign(&db->ev_timeout, vw->base, db_on_timeout, db);
+	db->pc = pgconn_new(base, conf, "ingest", &events, db);
+	evtimer_assign(&db->ev_flush, base, db_on_flush, db);
+	evtimer_assign(&db->ev_burst, base, db_on_burst, db);
+	evtimer_assign(&db->ev_gather, base, db_on_gather, db);
+	event_assign(&db->ev_sync, base, -1, EV_PERSIST, db_on_sync, db);
+	evtimer_assign(&db->ev_room, base, db_on_room, db);
 	return (db);
+}
+
+/* The spool, opened once db can take its records back. */
+void
+db_set_spool(struct db *db, struct spool *spool)
+{
+	db->spool = spool;
+	db_pressure(db);
 }
 
 /* Sync the spool every batch_max_delay. */
 static void
 db_sync_every(struct db *db)
 {
-	int64_t		ms = db->vw->conf->db_batch_max_delay_ms;
+	int64_t		ms = (*db->conf)->db_batch_max_delay_ms;
 	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	event_add(&db->ev_sync, &tv);
@@ -967,10 +797,8 @@ db_sync_every(struct db *db)
 void
 db_start(struct db *db)
 {
-	struct timeval	tv = { 0, 0 };
-
 	db_sync_every(db);
-	evtimer_add(&db->ev_retry, &tv);
+	pgconn_start(db->pc);
 }
 
 /* A reload: a new conninfo means a new connection. */
@@ -978,19 +806,15 @@ void
 db_reconfigure(struct db *db, const struct conf *old)
 {
 	db_sync_every(db);
-	if (strcmp(old->db_conninfo, db->vw->conf->db_conninfo) == 0)
-		return;
-	log_info("database: reconnecting with the new conninfo");
-	db_lost(db, "configuration changed");
-	db->backoff_ms = 0;
-	event_del(&db->ev_retry);
-	db_start(db);
+	pgconn_reconfigure(db->pc, old);
 }
 
-/* Stopping: flush what is queued; vw_drained() is called when done. */
+/* Stopping: flush what is queued; drained(arg) is called when done. */
 void
-db_drain(struct db *db)
+db_drain(struct db *db, void (*drained)(void *), void *arg)
 {
+	db->drained = drained;
+	db->drained_arg = arg;
 	db->draining = 1;
 	db_maybe_flush(db);
 }
@@ -1002,24 +826,17 @@ db_free(struct db *db)
 
 	if (db == NULL)
 		return;
-	if (db->fd != -1) {
-		event_del(&db->ev_read);
-		event_del(&db->ev_write);
-	}
 	event_del(&db->ev_flush);
 	event_del(&db->ev_burst);
 	event_del(&db->ev_gather);
 	event_del(&db->ev_sync);
-	event_del(&db->ev_retry);
-	event_del(&db->ev_timeout);
-	if (db->conn != NULL)
-		PQfinish(db->conn);
+	event_del(&db->ev_room);
+	pgconn_free(db->pc);
 	db_requeue(db);
 	while ((ch = TAILQ_FIRST(&db->pend)) != NULL) {
 		TAILQ_REMOVE(&db->pend, ch, entry);
 		db_chunk_free(ch);
 	}
-	free(db->copy_data);
 	free(db->line);
 	free(db);
 }

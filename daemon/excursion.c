@@ -21,22 +21,34 @@
  * after it. The probes' offsets (offset.c) are loaded just before the
  * sensors, on each load: a reading is corrected (excursion_correct)
  * before it is stored and judged.
+ *
+ * Nothing the rules give is dropped: past EXC_QUEUE_HIGH events waiting,
+ * or EXC_EARLY_MAX bytes of readings held before the first load, the
+ * broker's messages wait (the pause callback), and the queue and the
+ * held readings are kept whole, however long the database takes. Those
+ * still waiting when the daemon stops are kept in a file of state_dir
+ * (excursion_save) and written first at the next start, before the
+ * sensors' state is loaded from the database.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "excursion.h"
 #include "log.h"
@@ -46,13 +58,12 @@
 #include "pgconn.h"
 #include "rules.h"
 #include "topic.h"
-#include "vialwatchd.h"
 #include "xmalloc.h"
 
 #define EXC_TICK_MS		1000
 #define EXC_QUEUE_MIN		64
-#define EXC_QUEUE_MAX		65536		/* events waiting, at most */
-#define EXC_EARLY_MAX		(8 * 1024 * 1024) /* bytes held before load */
+#define EXC_QUEUE_HIGH		65536		/* events waiting: pause */
+#define EXC_EARLY_MAX		(8 * 1024 * 1024) /* held before load: pause */
 #define EXC_CHANNEL		"vialwatch_reference"
 
 /* What of ours is in flight on the connection. */
@@ -102,14 +113,19 @@ struct exc_early {
 };
 
 struct excursion {
-	struct vialwatchd	*vw;
+	struct conf		**conf;
 	struct pgconn		*pc;
+	void			(*pause)(const char *, void *);
+	void			*pause_arg;
+	const char		*paused;	/* why, or NULL */
 	enum exc_state		 state;
 	struct event		 ev_tick;
 	int64_t			 started_us;	/* the daemon's start */
 	int			 loaded;	/* the first load is done */
 	int			 reload;	/* another load is wanted */
 	int			 draining;
+	void			(*drained)(void *);
+	void			*drained_arg;
 
 	struct exc_map		 map;
 	struct offset_table	*offsets;	/* NULL until first loaded */
@@ -120,8 +136,6 @@ struct excursion {
 	uint64_t		 qseq;		/* seq of q[qhead] */
 
 	struct evbuffer		*early;
-	size_t			 early_dropped;
-	struct ratelimit	 rl_drop;
 };
 
 /* Its columns, in the order the C code reads them. */
@@ -262,15 +276,42 @@ exc_queued(struct excursion *ex, uint64_t seq)
 	return (&ex->q[(ex->qhead + (seq - ex->qseq)) % ex->qcap]);
 }
 
-/* Double the ring, up to EXC_QUEUE_MAX; -1 when it is that big. */
-static int
+/*
+ * The broker's messages wait while too many events wait for the database
+ * or too many readings for the first load; they come again under half.
+ */
+static void
+exc_pressure(struct excursion *ex)
+{
+	static const char	 events[] = "too many excursion events wait for "
+				    "the database; not reading from the broker "
+				    "until they are written";
+	static const char	 early[] = "the sensors are not loaded yet and "
+				    "many readings wait to be judged; not "
+				    "reading from the broker until they are";
+	size_t			 held = evbuffer_get_length(ex->early);
+	const char		*why = ex->paused;
+
+	if (ex->qlen >= EXC_QUEUE_HIGH)
+		why = events;
+	else if (held >= EXC_EARLY_MAX)
+		why = early;
+	else if ((why != events || ex->qlen < EXC_QUEUE_HIGH / 2) &&
+	    (why != early || held == 0))
+		why = NULL;
+	if (why == ex->paused)
+		return;
+	ex->paused = why;
+	ex->pause(why, ex->pause_arg);
+}
+
+/* Double the ring. */
+static void
 exc_grow(struct excursion *ex)
 {
 	struct exc_event	*q;
 	size_t			 cap, i;
 
-	if (ex->qcap >= EXC_QUEUE_MAX)
-		return (-1);
 	cap = ex->qcap == 0 ? EXC_QUEUE_MIN : ex->qcap * 2;
 	q = xreallocarray(NULL, cap, sizeof *q);
 	for (i = 0; i < ex->qlen; i++)
@@ -279,7 +320,6 @@ exc_grow(struct excursion *ex)
 	ex->q = q;
 	ex->qcap = cap;
 	ex->qhead = 0;
-	return (0);
 }
 
 /* The same excursion, not yet written: an update replaces it. */
@@ -306,20 +346,15 @@ exc_push(struct excursion *ex, struct exc_sensor *es,
 		e->temp_c = es->state.last_temp;
 		return;
 	}
-	if (ex->qlen == ex->qcap && exc_grow(ex) == -1) {
-		metrics.excursion_events_dropped++;
-		if (log_ratelimit(&ex->rl_drop, 5, vw_mono_ms()))
-			slog_warnx(es->key, "sensor %s: %s dropped: %zu "
-			    "excursion events wait for the database", es->key,
-			    rules_event_name(ev->type), ex->qlen);
-		return;
-	}
+	if (ex->qlen == ex->qcap)
+		exc_grow(ex);
 	e = &ex->q[(ex->qhead + ex->qlen) % ex->qcap];
 	e->sensor_id = es->id;
 	e->temp_c = es->state.last_temp;
 	e->ev = *ev;
 	es->queued = ex->qseq + ex->qlen + 1;
-	ex->qlen++;
+	if (++ex->qlen == EXC_QUEUE_HIGH)
+		exc_pressure(ex);
 }
 
 /* The first event is written (or refused): forget it. */
@@ -408,7 +443,7 @@ exc_run(struct excursion *ex, const char *key, const struct rules_reading *r,
 		exc_emit(ex, es, ev, n);
 }
 
-/* Hold a reading until the first load, within EXC_EARLY_MAX bytes. */
+/* Hold a reading until the first load; past EXC_EARLY_MAX, pause. */
 static void
 exc_early_add(struct excursion *ex, const char *key,
     const struct rules_reading *r, int64_t now)
@@ -416,19 +451,15 @@ exc_early_add(struct excursion *ex, const char *key,
 	struct exc_early	h;
 
 	h.keylen = strlen(key);
-	if (evbuffer_get_length(ex->early) + sizeof h + h.keylen >
-	    EXC_EARLY_MAX) {
-		if (ex->early_dropped++ == 0)
-			log_warnx("excursions: the sensors are not loaded yet; "
-			    "further readings are stored but not judged");
-		return;
-	}
 	h.ts = r->ts;
 	h.now = now;
 	h.temp_c = r->temp_c;
 	h.battery = r->battery;
 	evbuffer_add(ex->early, &h, sizeof h);
 	evbuffer_add(ex->early, key, h.keylen);
+	if (ex->paused == NULL &&
+	    evbuffer_get_length(ex->early) >= EXC_EARLY_MAX)
+		exc_pressure(ex);
 }
 
 /* The sensors are loaded: judge the readings held until now. */
@@ -451,11 +482,7 @@ exc_early_replay(struct excursion *ex)
 		exc_run(ex, key, &r, h.now);
 	}
 	evbuffer_drain(ex->early, evbuffer_get_length(ex->early));
-	if (ex->early_dropped > 0)
-		log_warnx("excursions: %zu readings arrived before the "
-		    "sensors were loaded and were not judged",
-		    ex->early_dropped);
-	ex->early_dropped = 0;
+	exc_pressure(ex);
 }
 
 /* One decoded reading: temperatures and battery reports count. */
@@ -505,7 +532,7 @@ exc_on_tick(evutil_socket_t fd, short events, void *arg)
 	struct excursion	*ex = arg;
 	struct rules_event	 ev[RULES_EVENTS_MAX];
 	struct exc_sensor	*es;
-	int64_t			 now = vw_now_us();
+	int64_t			 now = clock_now_us();
 	size_t			 i, n;
 
 	for (i = 0; ex->map.count > 0 && i <= ex->map.mask; i++) {
@@ -620,8 +647,8 @@ exc_load_row(struct excursion *ex, struct exc_map *old, struct exc_map *map,
 	struct rules_limits	 lim;
 
 	es = exc_map_find(old, key, h);
-	if (ex->vw->conf->alerts_watch_own &&
-	    !topic_conf_reaches(ex->vw->conf, key)) {
+	if ((*ex->conf)->alerts_watch_own &&
+	    !topic_conf_reaches((*ex->conf), key)) {
 		if (es != NULL) {
 			exc_map_remove(old, es);
 			exc_sensor_free(es);
@@ -649,7 +676,7 @@ exc_load_done(struct excursion *ex, const PGresult *res)
 {
 	struct exc_map		 old = ex->map;
 	struct exc_sensor	*es;
-	int64_t			 now = vw_now_us();
+	int64_t			 now = clock_now_us();
 	int			 i, n = PQntuples(res), other = -1, nother = 0;
 
 	exc_map_init(&ex->map, n);
@@ -754,6 +781,8 @@ exc_on_written(const PGresult *res, void *arg)
 		metrics.excursion_events_failed++;
 	}
 	exc_pop(ex);
+	if (ex->paused != NULL)
+		exc_pressure(ex);
 	exc_next(ex);
 }
 
@@ -874,12 +903,13 @@ exc_next(struct excursion *ex)
 {
 	if (ex->state != EXC_IDLE || !pgconn_up(ex->pc))
 		return;
-	if (ex->reload)
+	/* Before the first load, the queue holds the last run's events. */
+	if (ex->reload && (ex->loaded || ex->qlen == 0))
 		exc_send_load(ex);
 	else if (ex->qlen > 0)
 		exc_send_event(ex);
 	else if (ex->draining)
-		vw_drained(ex->vw);
+		ex->drained(ex->drained_arg);
 }
 
 /* A set-up statement is over; a failure means connecting again. */
@@ -928,7 +958,8 @@ exc_notify(const char *channel, const char *extra, void *arg)
 
 /* The excursion rules, idle until excursion_start. */
 struct excursion *
-excursion_new(struct vialwatchd *vw)
+excursion_new(struct event_base *base, struct conf **conf,
+    void (*pause)(const char *, void *), void *arg)
 {
 	static const struct pgconn_events	 events = {
 		exc_up, exc_down, exc_notify
@@ -936,13 +967,15 @@ excursion_new(struct vialwatchd *vw)
 	struct excursion			*ex;
 
 	ex = xcalloc(1, sizeof *ex);
-	ex->vw = vw;
-	ex->started_us = vw_now_us();
+	ex->conf = conf;
+	ex->pause = pause;
+	ex->pause_arg = arg;
+	ex->started_us = clock_now_us();
 	exc_map_init(&ex->map, 0);
 	if ((ex->early = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
-	ex->pc = pgconn_new(vw, "excursions", &events, ex);
-	event_assign(&ex->ev_tick, vw->base, -1, EV_PERSIST, exc_on_tick, ex);
+	ex->pc = pgconn_new(base, conf, "excursions", &events, ex);
+	event_assign(&ex->ev_tick, base, -1, EV_PERSIST, exc_on_tick, ex);
 	return (ex);
 }
 
@@ -972,14 +1005,16 @@ excursion_reload(struct excursion *ex)
 	exc_next(ex);
 }
 
-/* Stopping: no more ticks; write what is queued, then vw_drained(). */
+/* Stopping: no more ticks; write what is queued, then drained(arg). */
 void
-excursion_drain(struct excursion *ex)
+excursion_drain(struct excursion *ex, void (*drained)(void *), void *arg)
 {
+	ex->drained = drained;
+	ex->drained_arg = arg;
 	ex->draining = 1;
 	event_del(&ex->ev_tick);
 	if (ex->qlen == 0)
-		vw_drained(ex->vw);
+		drained(arg);
 	else
 		exc_next(ex);
 }
@@ -1013,6 +1048,82 @@ excursion_open_counts(struct excursion *ex, size_t counts[EXCURSION_KINDS])
 		}
 	}
 	counts[RULES_NONE] = 0;
+}
+
+#define EXC_FILE_MAGIC	0x31455756u	/* "VWE1" */
+
+/* The file header: what wrote it, and how many events follow. */
+struct exc_file {
+	uint32_t	magic;
+	uint32_t	size;		/* of struct exc_event */
+	uint64_t	count;
+};
+
+/* Stopping with events not written: keep them in path for next time. */
+void
+excursion_save(struct excursion *ex, const char *path)
+{
+	struct exc_file	 h = { EXC_FILE_MAGIC, sizeof *ex->q, ex->qlen };
+	char		*tmp;
+	size_t		 i;
+	int		 fd, ok;
+
+	if (ex->qlen == 0)
+		return;
+	xasprintf(&tmp, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		log_warn("excursions: cannot keep %zu events in %s", ex->qlen,
+		    tmp);
+		free(tmp);
+		return;
+	}
+	ok = write(fd, &h, sizeof h) == (ssize_t)sizeof h;
+	for (i = 0; ok && i < ex->qlen; i++) {
+		ok = write(fd, &ex->q[(ex->qhead + i) % ex->qcap],
+		    sizeof *ex->q) == (ssize_t)sizeof *ex->q;
+	}
+	if (!ok || fsync(fd) == -1 || close(fd) == -1 ||
+	    rename(tmp, path) == -1)
+		log_warn("excursions: cannot keep %zu events in %s", ex->qlen,
+		    path);
+	else
+		log_info("excursions: %zu events not written are kept in %s "
+		    "for the next start", ex->qlen, path);
+	free(tmp);
+}
+
+/* Starting: queue the events a stop kept in path, first of all. */
+void
+excursion_restore(struct excursion *ex, const char *path)
+{
+	struct exc_file	 h;
+	struct exc_event e;
+	size_t		 n = 0;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			log_warn("excursions: %s", path);
+		return;
+	}
+	if (read(fd, &h, sizeof h) != (ssize_t)sizeof h ||
+	    h.magic != EXC_FILE_MAGIC || h.size != sizeof e) {
+		log_warnx("excursions: %s was written by another version; "
+		    "its events are not sent", path);
+		close(fd);
+		return;
+	}
+	while (n < h.count && read(fd, &e, sizeof e) == (ssize_t)sizeof e) {
+		if (ex->qlen == ex->qcap)
+			exc_grow(ex);
+		ex->q[(ex->qhead + ex->qlen++) % ex->qcap] = e;
+		n++;
+	}
+	close(fd);
+	if (unlink(path) == -1)
+		log_warn("excursions: cannot remove %s", path);
+	log_info("excursions: %zu events of the last run are queued again", n);
 }
 
 /* Free everything; events still queued are lost (and logged). */

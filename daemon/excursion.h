@@ -9,19 +9,30 @@
 
 struct conf;
 struct reading;
-struct vialwatchd;
+struct event_base;
 struct excursion;
 
 #define EXCURSION_KINDS	(RULES_BATTERY + 1)
 
-struct excursion *excursion_new(struct vialwatchd *);
+/*
+ * The rules, reading the configuration in force (*conf). pause is their
+ * backpressure: called with why the broker's messages must wait (a
+ * sentence for the log), and with NULL once they may come again.
+ */
+struct excursion *excursion_new(struct event_base *, struct conf **,
+		     void (*)(const char *, void *), void *);
 void		 excursion_start(struct excursion *);
 void		 excursion_reconfigure(struct excursion *, const struct conf *);
 /* Load the sensors, fridges and limits again (SIGHUP). */
 void		 excursion_reload(struct excursion *);
-/* Stopping: write the queued events; vw_drained() is called when done. */
-void		 excursion_drain(struct excursion *);
+/* Stopping: write the queued events; the function given is called when
+ * done. */
+void		 excursion_drain(struct excursion *, void (*)(void *), void *);
 void		 excursion_free(struct excursion *);
+/* Stopped with events not written: keep them in a file (path). */
+void		 excursion_save(struct excursion *, const char *);
+/* Starting: queue the events kept in the file first, and remove it. */
+void		 excursion_restore(struct excursion *, const char *);
 /* One decoded reading as it arrives, at wall time now: the hot path. */
 void		 excursion_feed(struct excursion *, const struct reading *,
 		     int64_t);

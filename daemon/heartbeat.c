@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "heartbeat.h"
 #include "log.h"
@@ -164,8 +165,8 @@ heartbeat_new(struct vialwatchd *vw)
 	if (gethostname(hb->host, sizeof hb->host) == -1)
 		snprintf(hb->host, sizeof hb->host, "unknown");
 	hb->host[sizeof hb->host - 1] = '\0';
-	snprintf(hb->started, sizeof hb->started, "%.6f", vw_now_us() / 1e6);
-	hb->pc = pgconn_new(vw, "heartbeat", &events, hb);
+	snprintf(hb->started, sizeof hb->started, "%.6f", clock_now_us() / 1e6);
+	hb->pc = pgconn_new(vw->base, &vw->conf, "heartbeat", &events, hb);
 	event_assign(&hb->ev_beat, vw->base, -1, EV_PERSIST,
 	    heartbeat_on_timer, hb);
 	return (hb);

@@ -25,6 +25,7 @@
 
 #include "archive.h"
 #include "calibration.h"
+#include "clock.h"
 #include "conf.h"
 #include "db.h"
 #include "excursion.h"
@@ -35,6 +36,7 @@
 #include "mqtt.h"
 #include "outbox.h"
 #include "reminder.h"
+#include "resolve.h"
 #include "retention.h"
 #include "seal.h"
 #include "spool.h"
@@ -42,8 +44,6 @@
 #include "xmalloc.h"
 
 #define STOP_TIMEOUT_S		10
-#define VW_BACKOFF_MIN_MS	500
-#define VW_BACKOFF_MAX_MS	30000
 
 static struct event	ev_sighup, ev_sigterm, ev_sigint, ev_watchdog, ev_tick;
 static struct event	ev_stop_timeout, ev_sigusr2;
@@ -59,43 +59,6 @@ usage(void)
 {
 	fprintf(stderr, "usage: vialwatchd [-dtV] [-c file]\n");
 	exit(1);
-}
-
-int64_t
-vw_now_us(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
-
-int64_t
-vw_mono_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-/*
- * The wait before a reconnect or a retry: *ms, the state, doubles from
- * VW_BACKOFF_MIN_MS up to VW_BACKOFF_MAX_MS; the wait is between half and
- * all of it, so that daemons restarted together do not retry together.
- */
-int64_t
-vw_backoff(int64_t *ms, struct timeval *tv)
-{
-	int64_t	delay;
-
-	*ms = *ms == 0 ? VW_BACKOFF_MIN_MS : *ms * 2;
-	if (*ms > VW_BACKOFF_MAX_MS)
-		*ms = VW_BACKOFF_MAX_MS;
-	delay = *ms / 2 + random() % (*ms / 2 + 1);
-	tv->tv_sec = delay / 1000;
-	tv->tv_usec = (delay % 1000) * 1000;
-	return (delay);
 }
 
 /* sd_notify, or nothing when built without systemd. */
@@ -202,7 +165,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 		return;
 	}
 	notify("RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)vw_mono_ms() * 1000);
+	    (unsigned long long)clock_mono_ms() * 1000);
 	excursion_reload(vw->excursion);
 	log_info("reloading %s", conf_path);
 	if ((c = conf_load(conf_path, &cause)) == NULL) {
@@ -242,11 +205,13 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 
 /*
  * All queued rows and excursion events are committed and the sends under
- * way are over and recorded: exit.
+ * way are over and recorded: exit. Called by each of them as it drains.
  */
-void
-vw_drained(struct vialwatchd *vw)
+static void
+on_drained(void *arg)
 {
+	struct vialwatchd	*vw = arg;
+
 	if (!vw->stopping || db_pending(vw->db) > 0 ||
 	    excursion_pending(vw->excursion) > 0 ||
 	    outbox_pending(vw->outbox) > 0)
@@ -262,7 +227,8 @@ on_stop_timeout(evutil_socket_t fd, short events, void *arg)
 	if (db_pending(vw->db) > 0 || excursion_pending(vw->excursion) > 0) {
 		log_warnx("stopping after %d s with %zu readings not stored "
 		    "and %zu excursion events not written: the database did "
-		    "not take them", STOP_TIMEOUT_S, db_pending(vw->db),
+		    "not take them; they are sent at the next start",
+		    STOP_TIMEOUT_S, db_pending(vw->db),
 		    excursion_pending(vw->excursion));
 		exit_status = 1;
 	}
@@ -284,9 +250,51 @@ on_stop(evutil_socket_t fd, short events, void *arg)
 	mqtt_stop(vw->mqtt);
 	evtimer_assign(&ev_stop_timeout, vw->base, on_stop_timeout, vw);
 	evtimer_add(&ev_stop_timeout, &tv);
-	outbox_drain(vw->outbox);
-	excursion_drain(vw->excursion);
-	db_drain(vw->db);
+	outbox_drain(vw->outbox, on_drained, vw);
+	excursion_drain(vw->excursion, on_drained, vw);
+	db_drain(vw->db, on_drained, vw);
+}
+
+/*
+ * Backpressure: the broker's messages wait while db or the excursion
+ * rules give a reason (a sentence for the log), until neither does.
+ */
+static const char	*pause_db, *pause_excursion;
+
+static void
+on_pause_db(const char *why, void *arg)
+{
+	struct vialwatchd	*vw = arg;
+
+	pause_db = why;
+	mqtt_pause(vw->mqtt, why != NULL ? why : pause_excursion);
+}
+
+static void
+on_pause_excursion(const char *why, void *arg)
+{
+	struct vialwatchd	*vw = arg;
+
+	pause_excursion = why;
+	mqtt_pause(vw->mqtt, why != NULL ? why : pause_db);
+}
+
+/*
+ * A record of the spool read back at start: stored again, and, for the
+ * readings, judged by the rules, who may never have seen it before the
+ * crash (those they did see are older than their state, and ignored).
+ */
+static void
+on_replay(void *arg, char type, const char *line, size_t len,
+    const struct spool_pos *pos)
+{
+	struct vialwatchd	*vw = arg;
+	struct reading		 r;
+	int64_t			 received;
+
+	db_spool_replay(vw->db, type, line, len, pos);
+	if (db_copy_reading(type, line, len, &r, &received) == 0)
+		excursion_feed(vw->excursion, &r, received);
 }
 
 /* The state directory must exist and be ours to write. */
@@ -335,7 +343,7 @@ int
 main(int argc, char **argv)
 {
 	struct vialwatchd	 vw;
-	char			*cause = NULL;
+	char			*cause = NULL, *events_path;
 	int			 ch, test_only = 0;
 
 	conf_path = xstrdup(SYSCONFDIR "/vialwatch/vialwatch.conf");
@@ -378,13 +386,16 @@ main(int argc, char **argv)
 	}
 	log_set_level(debug_flag ? LOG_LEVEL_DEBUG : vw.conf->log_level);
 	conf_bind_metrics(vw.conf);
-	srandom(getpid() ^ (unsigned)vw_now_us());
+	srandom(getpid() ^ (unsigned)clock_now_us());
 
 	if ((vw.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	state_dir_open(vw.conf->state_dir);
-	vw.db = db_new(&vw);
-	vw.excursion = excursion_new(&vw);
+	vw.db = db_new(vw.base, &vw.conf, on_pause_db, &vw);
+	vw.excursion = excursion_new(vw.base, &vw.conf, on_pause_excursion,
+	    &vw);
+	xasprintf(&events_path, "%s/excursion-events", vw.conf->state_dir);
+	excursion_restore(vw.excursion, events_path);
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
 	vw.retention = retention_new(&vw);
@@ -392,10 +403,11 @@ main(int argc, char **argv)
 	vw.heartbeat = heartbeat_new(&vw);
 	vw.seal = seal_new(&vw);
 	vw.calibration = calibration_new(&vw);
-	vw.mqtt = mqtt_new(&vw);
-	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
+	vw.mqtt = mqtt_new(vw.base, &vw.conf, vw.db, vw.excursion);
+	if ((vw.spool = spool_open(vw.conf->state_dir, on_replay, &vw,
 	    &cause)) == NULL)
 		fatalx("%s", cause);
+	db_set_spool(vw.db, vw.spool);
 	if ((vw.http = http_new(&vw, &cause)) == NULL)
 		fatalx("http: %s", cause);
 	setup_events(&vw);
@@ -415,6 +427,7 @@ main(int argc, char **argv)
 	calibration_start(vw.calibration);
 
 	event_base_loop(vw.base, 0);
+	excursion_save(vw.excursion, events_path);
 
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
@@ -428,9 +441,11 @@ main(int argc, char **argv)
 	excursion_free(vw.excursion);
 	db_free(vw.db);
 	spool_free(vw.spool);
+	resolve_free();
 	event_base_free(vw.base);
 	conf_free(vw.conf);
 	free(conf_path);
+	free(events_path);
 	log_info("stopped");
 	return (exit_status);
 }

@@ -8,6 +8,7 @@
 #endif
 
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "db.h"
 #include "excursion.h"
@@ -27,14 +29,17 @@
 #include "metrics.h"
 #include "mqtt.h"
 #include "payload.h"
-#include "vialwatchd.h"
+#include "resolve.h"
 #include "xmalloc.h"
 
 #define MQTT_READS_PER_EVENT	256
 #define MQTT_PROBE_TIMEOUT_S	10
 
 struct mqtt {
-	struct vialwatchd	*vw;
+	struct event_base	*base;
+	struct conf		**conf;
+	struct db		*db;		/* where readings go */
+	struct excursion	*excursion;	/* and the rules */
 	struct mosquitto	*mosq;
 	enum mqtt_state		 state;
 	int			 fd;
@@ -118,9 +123,9 @@ mqtt_reject(struct mqtt *m, struct ratelimit *rl, const char *topic,
     const char *detail, int64_t now_us)
 {
 	metrics.rejected[reason]++;
-	db_push_rejected(m->vw->db, topic, payload, len, detail,
+	db_push_rejected(m->db, topic, payload, len, detail,
 	    payload_reason_label(reason), now_us);
-	if (log_ratelimit(rl, 5, vw_mono_ms()))
+	if (log_ratelimit(rl, 5, clock_mono_ms()))
 		slog_warnx(topic, "mqtt: rejected message on \"%.200s\": %s",
 		    topic, detail);
 }
@@ -134,10 +139,10 @@ mqtt_on_message(struct mosquitto *mosq, void *arg,
 	struct payload_result	 res;
 	const struct source	*src;
 	char			 why[256];
-	int64_t			 now_us = vw_now_us();
+	int64_t			 now_us = clock_now_us();
 	int			 i, n;
 
-	if ((src = mqtt_match(m->vw->conf, msg->topic)) == NULL) {
+	if ((src = mqtt_match((*m->conf), msg->topic)) == NULL) {
 		metrics.received_unmatched++;
 		mqtt_reject(m, &m->rl_unmatched, msg->topic, msg->payload,
 		    msg->payloadlen, REASON_NO_SOURCE,
@@ -148,7 +153,7 @@ mqtt_on_message(struct mosquitto *mosq, void *arg,
 	n = payload_decode(src, msg->topic, msg->payload, msg->payloadlen,
 	    now_us, &res);
 	if (n == -1) {
-		mqtt_reject(m, &m->rl_sources[src - m->vw->conf->sources],
+		mqtt_reject(m, &m->rl_sources[src - (*m->conf)->sources],
 		    msg->topic, msg->payload, msg->payloadlen, res.reason,
 		    res.detail, now_us);
 		return;
@@ -162,15 +167,15 @@ mqtt_on_message(struct mosquitto *mosq, void *arg,
 		if (msg->retain && (res.r[i].kind == READING_TEMP ||
 		    res.r[i].kind == READING_BATTERY))
 			continue;
-		if (excursion_correct(m->vw->excursion, &res.r[i], why,
+		if (excursion_correct(m->excursion, &res.r[i], why,
 		    sizeof why) == -1) {
-			mqtt_reject(m, &m->rl_sources[src - m->vw->conf->sources],
+			mqtt_reject(m, &m->rl_sources[src - (*m->conf)->sources],
 			    msg->topic, msg->payload, msg->payloadlen,
 			    REASON_OUT_OF_RANGE, why, now_us);
 			continue;
 		}
-		db_push_reading(m->vw->db, src->name, &res.r[i], now_us);
-		excursion_feed(m->vw->excursion, &res.r[i], now_us);
+		db_push_reading(m->db, src->name, &res.r[i], now_us);
+		excursion_feed(m->excursion, &res.r[i], now_us);
 	}
 }
 
@@ -180,7 +185,7 @@ mqtt_on_connect(struct mosquitto *mosq, void *arg, int rc, int flags,
     const mosquitto_property *props)
 {
 	struct mqtt		*m = arg;
-	const struct conf	*c = m->vw->conf;
+	const struct conf	*c = (*m->conf);
 	int			 i, r;
 
 	if (rc != 0) {
@@ -210,7 +215,7 @@ mqtt_on_subscribe(struct mosquitto *mosq, void *arg, int mid, int count,
     const int *granted, const mosquitto_property *props)
 {
 	struct mqtt		*m = arg;
-	const struct conf	*c = m->vw->conf;
+	const struct conf	*c = (*m->conf);
 	int			 i;
 
 	for (i = 0; i < c->nsources; i++) {
@@ -271,7 +276,7 @@ mqtt_lost(struct mqtt *m, const char *why)
 	mqtt_set_state(m, MQTT_DISCONNECTED);
 	if (m->stopping || m->paused)
 		return;
-	delay = vw_backoff(&m->backoff_ms, &tv);
+	delay = clock_backoff(&m->backoff_ms, &tv);
 	log_warnx("mqtt: %s; retrying in %lld ms", why, (long long)delay);
 	evtimer_add(&m->ev_retry, &tv);
 }
@@ -363,7 +368,7 @@ mqtt_setup(struct mqtt *m, const struct conf *c)
 static void
 mqtt_sources_reset(struct mqtt *m)
 {
-	const struct conf	*c = m->vw->conf;
+	const struct conf	*c = (*m->conf);
 
 	free(m->rl_sources);
 	free(m->sub_mids);
@@ -375,7 +380,7 @@ mqtt_sources_reset(struct mqtt *m)
 static void
 mqtt_create(struct mqtt *m)
 {
-	const struct conf	*c = m->vw->conf;
+	const struct conf	*c = (*m->conf);
 
 	if (m->mosq != NULL)
 		mosquitto_destroy(m->mosq);
@@ -401,30 +406,36 @@ mqtt_create(struct mqtt *m)
 /*
  * The blocking part of the connect: libmosquitto's connect is the only call
  * that takes the v5 CONNECT properties (the session expiry). It runs only
- * after a probe found the broker listening, so it does not stall the loop.
+ * after a probe found the broker listening, at the address the probe
+ * reached (addr), so that neither a lookup nor a connect stalls the loop;
+ * with TLS the certificate is checked against the name, which libmosquitto
+ * then resolves itself.
  */
 static void
-mqtt_connect_now(struct mqtt *m)
+mqtt_connect_now(struct mqtt *m, const char *addr)
 {
-	const struct conf	*c = m->vw->conf;
+	const struct conf	*c = (*m->conf);
 	mosquitto_property	*props = NULL;
 	struct timeval		 tv = { 1, 0 };
+	const char		*host = c->mqtt_host;
 	int			 rc;
 
+	if (addr != NULL && c->mqtt_tls_ca_file == NULL)
+		host = addr;
 	mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
 	    (uint32_t)(c->mqtt_session_expiry_ms / 1000));
-	rc = mosquitto_connect_bind_v5(m->mosq, c->mqtt_host, c->mqtt_port,
+	rc = mosquitto_connect_bind_v5(m->mosq, host, c->mqtt_port,
 	    (int)(c->mqtt_keepalive_ms / 1000), NULL, props);
 	mosquitto_property_free_all(&props);
 	if (mqtt_check(m, rc, "connect") != 0)
 		return;
 
 	m->fd = mosquitto_socket(m->mosq);
-	event_assign(&m->ev_read, m->vw->base, m->fd, EV_READ | EV_PERSIST,
+	event_assign(&m->ev_read, m->base, m->fd, EV_READ | EV_PERSIST,
 	    mqtt_readable, m);
-	event_assign(&m->ev_write, m->vw->base, m->fd, EV_WRITE, mqtt_writable,
+	event_assign(&m->ev_write, m->base, m->fd, EV_WRITE, mqtt_writable,
 	    m);
-	event_assign(&m->ev_misc, m->vw->base, -1, EV_PERSIST, mqtt_misc, m);
+	event_assign(&m->ev_misc, m->base, -1, EV_PERSIST, mqtt_misc, m);
 	event_add(&m->ev_read, NULL);
 	event_add(&m->ev_misc, &tv);
 	mqtt_update_write(m);
@@ -434,25 +445,32 @@ mqtt_connect_now(struct mqtt *m)
 static void
 mqtt_probe_event(struct bufferevent *bev, short what, void *arg)
 {
-	struct mqtt	*m = arg;
-	char		 buf[160];
-	int		 dnserr = bufferevent_socket_get_dns_error(bev);
+	struct mqtt		*m = arg;
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof ss;
+	char			 buf[160], addr[64];
+	const char		*peer = NULL;
+	int			 dnserr = bufferevent_socket_get_dns_error(bev);
 
+	if ((what & BEV_EVENT_CONNECTED) && getpeername(bufferevent_getfd(bev),
+	    (struct sockaddr *)&ss, &len) == 0)
+		peer = resolve_numeric((struct sockaddr *)&ss, addr,
+		    sizeof addr);
 	bufferevent_free(bev);
 	m->probe = NULL;
 	if (what & BEV_EVENT_CONNECTED) {
-		mqtt_connect_now(m);
+		mqtt_connect_now(m, peer);
 		return;
 	}
 	if (dnserr != 0)
 		snprintf(buf, sizeof buf, "cannot resolve %s: %s",
-		    m->vw->conf->mqtt_host, evutil_gai_strerror(dnserr));
+		    (*m->conf)->mqtt_host, evutil_gai_strerror(dnserr));
 	else if (what & BEV_EVENT_TIMEOUT)
 		snprintf(buf, sizeof buf, "no answer from %s:%d",
-		    m->vw->conf->mqtt_host, m->vw->conf->mqtt_port);
+		    (*m->conf)->mqtt_host, (*m->conf)->mqtt_port);
 	else
 		snprintf(buf, sizeof buf, "cannot reach %s:%d: %s",
-		    m->vw->conf->mqtt_host, m->vw->conf->mqtt_port,
+		    (*m->conf)->mqtt_host, (*m->conf)->mqtt_port,
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	mqtt_lost(m, buf);
 }
@@ -461,17 +479,17 @@ mqtt_probe_event(struct bufferevent *bev, short what, void *arg)
 static void
 mqtt_connect(struct mqtt *m)
 {
-	const struct conf	*c = m->vw->conf;
+	const struct conf	*c = (*m->conf);
 	struct timeval		 tv = { MQTT_PROBE_TIMEOUT_S, 0 };
 
 	if (m->paused || m->stopping || m->probe != NULL)
-		return;		/* mqtt_pause(m, 0) connects again */
+		return;		/* mqtt_pause(m, NULL) connects again */
 	if (mqtt_setup(m, c) != 0) {
 		mqtt_lost(m, "bad settings");
 		return;
 	}
 	mqtt_set_state(m, MQTT_CONNECTING);
-	m->probe = bufferevent_socket_new(m->vw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	m->probe = bufferevent_socket_new(m->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (m->probe == NULL)
 		fatalx("bufferevent_socket_new");
 	bufferevent_setcb(m->probe, NULL, NULL, mqtt_probe_event, m);
@@ -486,19 +504,20 @@ mqtt_connect(struct mqtt *m)
 }
 
 struct mqtt *
-mqtt_new(struct vialwatchd *vw)
+mqtt_new(struct event_base *base, struct conf **conf, struct db *db,
+    struct excursion *excursion)
 {
 	struct mqtt	*m;
 
 	mosquitto_lib_init();
 	m = xcalloc(1, sizeof *m);
-	m->vw = vw;
+	m->base = base;
+	m->conf = conf;
+	m->db = db;
+	m->excursion = excursion;
 	m->fd = -1;
-	evtimer_assign(&m->ev_retry, vw->base, mqtt_retry, m);
-	m->dns = evdns_base_new(vw->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (m->dns == NULL)
-		log_warnx("mqtt: no asynchronous DNS; host names resolve "
-		    "blocking");
+	evtimer_assign(&m->ev_retry, base, mqtt_retry, m);
+	m->dns = resolve_dns(base);
 	mqtt_create(m);
 	return (m);
 }
@@ -565,7 +584,7 @@ mqtt_conf_changed(const struct conf *a, const struct conf *b)
 void
 mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 {
-	const struct conf	*c = m->vw->conf;
+	const struct conf	*c = (*m->conf);
 	int			 i;
 
 	mosquitto_log_callback_set(m->mosq, log_debugging() ? mqtt_on_log :
@@ -594,28 +613,28 @@ mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 }
 
 /*
- * Backpressure: while the database is behind, stop reading. The broker
- * holds on to what it has for us (QoS 1 and 2 in our session, QoS 0 in
- * its queue for the connection) and TCP slows the publishers' flow to us.
- * Keepalive pings still go out; should the pause outlast the keepalive,
- * the connection drops and the persistent session queues instead, until
- * mqtt_pause(m, 0). Called from the message callback: nothing here may
+ * Backpressure: while the database is behind or the spool cannot be
+ * written, stop reading (why says so; NULL reads again). The broker holds
+ * on to what it has for us (QoS 1 and 2 in our session, QoS 0 in its queue
+ * for the connection) and TCP slows the publishers' flow to us. Keepalive
+ * pings still go out; should the pause outlast the keepalive, the
+ * connection drops and the persistent session queues instead, until
+ * mqtt_pause(m, NULL). Called from the message callback: nothing here may
  * call into libmosquitto, which holds its locks there.
  */
 void
-mqtt_pause(struct mqtt *m, int pause)
+mqtt_pause(struct mqtt *m, const char *why)
 {
-	if (m->paused == pause)
+	if (m->paused == (why != NULL))
 		return;
-	m->paused = pause;
-	if (pause) {
-		log_warnx("mqtt: too many readings wait for the database; "
-		    "not reading from the broker until they are stored");
+	m->paused = why != NULL;
+	if (why != NULL) {
+		log_warnx("mqtt: %s", why);
 		if (m->fd != -1)
 			event_del(&m->ev_read);
 		return;
 	}
-	log_info("mqtt: the database caught up; reading from the broker again");
+	log_info("mqtt: reading from the broker again");
 	if (m->fd != -1) {
 		event_add(&m->ev_read, NULL);
 		event_active(&m->ev_read, EV_READ, 1);
@@ -648,8 +667,6 @@ mqtt_free(struct mqtt *m)
 		return;
 	mqtt_stop(m);
 	mosquitto_destroy(m->mosq);
-	if (m->dns != NULL)
-		evdns_base_free(m->dns, 0);
 	free(m->rl_sources);
 	free(m->sub_mids);
 	free(m);

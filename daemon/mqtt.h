@@ -2,7 +2,10 @@
 #ifndef MQTT_H
 #define MQTT_H
 
-struct vialwatchd;
+struct conf;
+struct db;
+struct event_base;
+struct excursion;
 struct mqtt;
 
 enum mqtt_state {
@@ -11,14 +14,16 @@ enum mqtt_state {
 	MQTT_CONNECTED,
 };
 
-struct mqtt	*mqtt_new(struct vialwatchd *);
+/* A client whose messages go to db and excursion. */
+struct mqtt	*mqtt_new(struct event_base *, struct conf **, struct db *,
+		     struct excursion *);
 void		 mqtt_start(struct mqtt *);
 void		 mqtt_reconfigure(struct mqtt *, const struct conf *);
 void		 mqtt_stop(struct mqtt *);
 void		 mqtt_free(struct mqtt *);
 enum mqtt_state	 mqtt_state(struct mqtt *);
 const char	*mqtt_state_name(enum mqtt_state);
-/* Backpressure: stop or resume reading from the broker. */
-void		 mqtt_pause(struct mqtt *, int);
+/* Backpressure: stop reading from the broker, saying why; NULL resumes. */
+void		 mqtt_pause(struct mqtt *, const char *);
 
 #endif

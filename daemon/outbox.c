@@ -36,6 +36,7 @@
 #include <json-c/json.h>
 
 #include "calendar.h"
+#include "clock.h"
 #include "conf.h"
 #include "hook.h"
 #include "log.h"
@@ -109,6 +110,8 @@ struct outbox {
 	int			 escalating;
 	int			 counting;
 	int			 draining;
+	void			(*drained)(void *);
+	void			*drained_arg;
 	int64_t			 backlog[OUTBOX_CHANNELS][OUTBOX_STATES];
 
 	struct event		 ev_poll;
@@ -211,7 +214,7 @@ outbox_ack_url(const struct conf *c, int64_t id, const char *recipient)
 		return (url);
 	}
 	token = token_make(c->http_secret, c->http_secret_len, "ack", id,
-	    recipient, vw_now_us() / 1000000 + OUTBOX_ACK_VALID_S);
+	    recipient, clock_now_us() / 1000000 + OUTBOX_ACK_VALID_S);
 	xasprintf(&url, "%s/ack/%s", c->http_public_url, token);
 	free(token);
 	return (url);
@@ -302,7 +305,7 @@ outbox_reminder(const struct conf *c, const char *body, const char *recipient,
 		free(s);
 	}
 	token = token_make(c->http_secret, c->http_secret_len, "unsubscribe",
-	    patient, recipient, vw_now_us() / 1000000 +
+	    patient, recipient, clock_now_us() / 1000000 +
 	    OUTBOX_UNSUBSCRIBE_VALID_S);
 	xasprintf(url, "%s/unsubscribe/%s", c->http_public_url, token);
 	free(token);
@@ -360,7 +363,7 @@ outbox_on_written(const PGresult *res, void *arg)
 	free(r->error);
 	free(r);
 	if (ob->draining)
-		vw_drained(ob->vw);
+		ob->drained(ob->drained_arg);
 }
 
 /* Write every outcome not written yet. */
@@ -402,7 +405,7 @@ outbox_finish(struct outbox_send *s, const char *error, int permanent)
 	r->attempts = s->attempts;
 	if (error == NULL) {
 		metrics.notifications[s->kind][METRICS_SENT]++;
-		metrics_delivery(s->age_s + (vw_mono_ms() - s->claimed_ms) /
+		metrics_delivery(s->age_s + (clock_mono_ms() - s->claimed_ms) /
 		    1000.0);
 		log_debug("outbox: notification %lld sent", (long long)s->id);
 	} else {
@@ -460,7 +463,7 @@ outbox_dispatch(struct outbox *ob, const PGresult *res, int i)
 	s->id = pgconn_int(res, i, 0);
 	s->attempts = (int)pgconn_int(res, i, 5);
 	s->age_s = pgconn_double(res, i, 9);
-	s->claimed_ms = vw_mono_ms();
+	s->claimed_ms = clock_mono_ms();
 	s->kind = strncmp(channel, "hook:", 5) == 0 ? OUTBOX_HOOK :
 	    OUTBOX_EMAIL;
 	TAILQ_INSERT_TAIL(&ob->sends, s, entry);
@@ -545,7 +548,7 @@ outbox_on_claimed(const PGresult *res, void *arg)
 	}
 	cl->claiming = 0;
 	if (ob->draining)
-		vw_drained(ob->vw);
+		ob->drained(ob->drained_arg);
 	else if (cl->again && res != NULL) {
 		cl->again = 0;
 		outbox_claim(ob);
@@ -582,7 +585,7 @@ outbox_claim_kind(struct outbox *ob, struct outbox_claim *cl, int room)
 	 */
 	snprintf(start, sizeof start, "%d", c->reminders_window_start);
 	snprintf(end, sizeof end, "%d", c->reminders_window_end);
-	snprintf(now, sizeof now, "%.6f", vw_now_us() / 1e6);
+	snprintf(now, sizeof now, "%.6f", clock_now_us() / 1e6);
 	p[3] = c->http_secret != NULL ? start : NULL;
 	p[4] = end;
 	p[5] = now;
@@ -748,7 +751,7 @@ outbox_new(struct vialwatchd *vw)
 		for (st = 0; st < OUTBOX_STATES; st++)
 			ob->backlog[k][st] = -1;
 	}
-	ob->pc = pgconn_new(vw, "outbox", &events, ob);
+	ob->pc = pgconn_new(vw->base, &vw->conf, "outbox", &events, ob);
 	ob->smtp = smtp_new(vw->base, vw->conf);
 	event_assign(&ob->ev_poll, vw->base, -1, EV_PERSIST, outbox_on_poll,
 	    ob);
@@ -780,13 +783,15 @@ outbox_reconfigure(struct outbox *ob, const struct conf *old)
 }
 
 void
-outbox_drain(struct outbox *ob)
+outbox_drain(struct outbox *ob, void (*drained)(void *), void *arg)
 {
+	ob->drained = drained;
+	ob->drained_arg = arg;
 	ob->draining = 1;
 	event_del(&ob->ev_poll);
 	event_del(&ob->ev_escalate);
 	event_del(&ob->ev_stats);
-	vw_drained(ob->vw);
+	ob->drained(ob->drained_arg);
 }
 
 int

@@ -16,8 +16,9 @@ enum { OUTBOX_PENDING, OUTBOX_FAILED, OUTBOX_DEAD, OUTBOX_STATES };
 struct outbox	*outbox_new(struct vialwatchd *);
 void		 outbox_start(struct outbox *);
 void		 outbox_reconfigure(struct outbox *, const struct conf *);
-/* Stopping: claim nothing more; vw_drained() once all are recorded. */
-void		 outbox_drain(struct outbox *);
+/* Stopping: claim nothing more; call the function given once all are
+ * recorded. */
+void		 outbox_drain(struct outbox *, void (*)(void *), void *);
 /* Sends under way and outcomes not yet written. */
 int		 outbox_pending(const struct outbox *);
 /* The backlog as last counted, or -1 when not known yet. */

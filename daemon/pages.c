@@ -25,6 +25,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
@@ -401,7 +402,7 @@ pages_ack(struct vialwatchd *vw, struct evhttp_request *req,
 		return;
 	}
 	rc = token_check(c->http_secret, c->http_secret_len, "ack", token,
-	    vw_now_us() / 1000000, &xid, &who);
+	    clock_now_us() / 1000000, &xid, &who);
 	if (rc == TOKEN_EXPIRED) {
 		pages_message(req, 403, "Forbidden", "Link expired",
 		    "This link has expired. Acknowledge with vialwatchctl, or "
@@ -585,7 +586,7 @@ pages_unsubscribe(struct vialwatchd *vw, struct evhttp_request *req,
 		return;
 	}
 	rc = token_check(c->http_secret, c->http_secret_len, "unsubscribe",
-	    token, vw_now_us() / 1000000, &pid, &who);
+	    token, clock_now_us() / 1000000, &pid, &who);
 	if (rc == TOKEN_EXPIRED) {
 		pages_message(req, 403, "Forbidden", "Link expired",
 		    "This link has expired. Use the link in a newer reminder, "

@@ -5,7 +5,8 @@
 #include <libpq-fe.h>
 
 struct conf;
-struct vialwatchd;
+struct event_base;
+struct evbuffer;
 struct pgconn;
 
 /*
@@ -24,11 +25,12 @@ struct pgconn_events {
 };
 
 /*
- * A connection named for logs and application_name ("outbox"); it
- * connects in the background with [database] conninfo at each attempt,
+ * A connection on a loop, named for logs and application_name ("outbox");
+ * it connects in the background with the [database] conninfo of the
+ * configuration in force (*conf, which a reload replaces) at each attempt,
  * and again after a backoff whenever it is lost.
  */
-struct pgconn	*pgconn_new(struct vialwatchd *, const char *,
+struct pgconn	*pgconn_new(struct event_base *, struct conf **, const char *,
 		     const struct pgconn_events *, void *);
 void		 pgconn_start(struct pgconn *);
 /* Connect again now. */
@@ -44,12 +46,23 @@ void		 pgconn_reconfigure(struct pgconn *, const struct conf *);
  */
 void		 pgconn_drop(struct pgconn *, const char *);
 int		 pgconn_up(const struct pgconn *);
+/* Connecting or setting up, rather than waiting to try again. */
+int		 pgconn_connecting(const struct pgconn *);
 /*
  * Queue one statement with text parameters (NULL is SQL null); they are
  * copied.  cb may be NULL.  -1, and no callback, when not connected.
  */
 int		 pgconn_query(struct pgconn *, const char *, int,
 		     const char *const *, pgconn_cb, void *);
+/*
+ * Queue a script: statements without parameters, separated by ';' (the
+ * simple query protocol). Its COPY ... FROM STDIN statements take the
+ * ncopy buffers in turn; they are not copied, nor drained, and must live
+ * until cb. cb gets the last statement's result, or the error that ended
+ * the script. -1, and no callback, when not connected.
+ */
+int		 pgconn_script(struct pgconn *, const char *,
+		     struct evbuffer *const *, int, pgconn_cb, void *);
 /*
  * A statement of what failed (res is its error result): logged, at most
  * 5 lines a minute per connection.  1 when the error is of the connection

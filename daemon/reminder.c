@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
@@ -165,7 +166,7 @@ reminder_scan(struct reminder *rm, int create)
 	rm->warned = 0;
 	snprintf(start, sizeof start, "%d", c->reminders_window_start);
 	snprintf(end, sizeof end, "%d", c->reminders_window_end);
-	snprintf(now, sizeof now, "%.6f", vw_now_us() / 1e6);
+	snprintf(now, sizeof now, "%.6f", clock_now_us() / 1e6);
 	snprintf(limit, sizeof limit, "%d", REMINDER_BATCH);
 	p[0] = start;
 	p[1] = end;
@@ -215,7 +216,7 @@ reminder_new(struct vialwatchd *vw)
 	rm->vw = vw;
 	for (st = 0; st < REMINDER_STATES; st++)
 		rm->counts[st] = -1;
-	rm->pc = pgconn_new(vw, "reminders", &events, rm);
+	rm->pc = pgconn_new(vw->base, &vw->conf, "reminders", &events, rm);
 	event_assign(&rm->ev_scan, vw->base, -1, EV_PERSIST, reminder_on_timer,
 	    rm);
 	return (rm);

@@ -135,7 +135,7 @@ retention_new(struct vialwatchd *vw)
 
 	rt = xcalloc(1, sizeof *rt);
 	rt->vw = vw;
-	rt->pc = pgconn_new(vw, "retention", &events, rt);
+	rt->pc = pgconn_new(vw->base, &vw->conf, "retention", &events, rt);
 	evtimer_assign(&rt->ev_run, vw->base, retention_on_timer, rt);
 	return (rt);
 }

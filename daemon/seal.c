@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "pgconn.h"
@@ -115,7 +116,7 @@ seal_new(struct vialwatchd *vw)
 
 	sl = xcalloc(1, sizeof *sl);
 	sl->vw = vw;
-	sl->pc = pgconn_new(vw, "seal", &events, sl);
+	sl->pc = pgconn_new(vw->base, &vw->conf, "seal", &events, sl);
 	evtimer_assign(&sl->ev_run, vw->base, seal_on_timer, sl);
 	return (sl);
 }

@@ -47,11 +47,11 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "mail.h"
 #include "smtp.h"
-#include "vialwatchd.h"
 #include "xmalloc.h"
 
 #define SMTP_ACTIVE_MAX		4
@@ -709,7 +709,7 @@ smtp_job_new(struct smtp *s, const struct mail *m, smtp_cb cb, void *arg)
 	job->rcpt = curl_slist_append(NULL, job->to);
 	if (copy.from == NULL)
 		copy.from = s->from;
-	job->data = mail_format(&copy, vw_now_us());
+	job->data = mail_format(&copy, clock_now_us());
 	job->len = strlen(job->data);
 	if (job->rcpt == NULL || (job->easy = curl_easy_init()) == NULL ||
 	    smtp_setup(s, job, from) != 0) {

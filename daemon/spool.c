@@ -12,6 +12,15 @@
  * before it are deleted. The watermark is written without fsync: if it is
  * stale after a power cut, more is replayed, and replayed rows that are
  * already stored are skipped by the database.
+ *
+ * Disk space is allocated ahead of the current segment (SPOOL_RESERVE
+ * bytes, past its end, the file's size unchanged), so that what the
+ * broker hands over always has a place on disk: when no more can be had,
+ * spool_room() says so before the room left is used up, and the broker's
+ * messages wait at the broker rather than in memory.
+ *
+ * fdatasync and fsync run in a thread (syncer.c): a slow disk delays the
+ * moment records are durable, never the loop.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -31,10 +40,11 @@
 
 #include <zlib.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "spool.h"
-#include "vialwatchd.h"
+#include "syncer.h"
 #include "xmalloc.h"
 
 #define SPOOL_MAGIC		0x31535756u	/* "VWS1" */
@@ -43,6 +53,9 @@
 #define SPOOL_SEGMENT_MAX	(8 * 1024 * 1024)
 /* After a failed write, records are only kept in memory this long. */
 #define SPOOL_RETRY_MS		1000
+/* Disk space allocated ahead, and the least left to take messages. */
+#define SPOOL_RESERVE		(4 * 1024 * 1024)
+#define SPOOL_ROOM_MIN		(1024 * 1024)
 
 #define MINIMUM(a, b)		((a) < (b) ? (a) : (b))
 
@@ -55,10 +68,13 @@ struct spool {
 	uint64_t		 seg;		/* current segment */
 	uint64_t		 off;		/* its size, buffer included */
 	uint64_t		 written;	/* of off, in the file */
+	uint64_t		 reserved;	/* allocated on disk up to */
+	int			 can_reserve;	/* the file system can */
 	uint64_t		 first_seg;	/* oldest segment on disk */
 	uint64_t		 disk_bytes;	/* in segment files */
 	struct spool_pos	 committed;
 	int			 dirty;		/* written, not synced */
+	struct syncer		*syncer;
 
 	char			*buf;
 	size_t			 len;
@@ -69,6 +85,10 @@ struct spool {
 	int64_t			 retry_ms;
 	struct ratelimit	 rl;
 };
+
+static void	spool_reserve(struct spool *);
+static void	spool_unreserve(struct spool *);
+static void	spool_sync_close(struct spool *);
 
 static int
 spool_pos_cmp(const struct spool_pos *a, const struct spool_pos *b)
@@ -305,6 +325,7 @@ spool_open(const char *state_dir, spool_replay_cb cb, void *arg,
 
 	s = xcalloc(1, sizeof *s);
 	s->fd = s->lockfd = s->markfd = -1;
+	s->syncer = syncer_new();
 	xasprintf(&s->dir, "%s/spool", state_dir);
 	if (mkdir(s->dir, 0700) == -1 && errno != EEXIST)
 		goto fail;
@@ -325,6 +346,8 @@ spool_open(const char *state_dir, spool_replay_cb cb, void *arg,
 		goto fail;
 	spool_read_mark(s);
 	spool_recover(s, cb, arg);
+	s->can_reserve = 1;
+	spool_reserve(s);
 	return (s);
 
 fail:
@@ -339,9 +362,11 @@ spool_free(struct spool *s)
 	if (s == NULL)
 		return;
 	if (s->fd != -1) {
-		spool_sync(s);
-		close(s->fd);
+		spool_write(s);
+		spool_unreserve(s);
+		spool_sync_close(s);
 	}
+	syncer_free(s->syncer);	/* waits for every sync */
 	if (s->markfd != -1)
 		close(s->markfd);
 	if (s->lockfd != -1)
@@ -362,7 +387,7 @@ spool_append(struct spool *s, char type, const char *data, size_t len,
 	unsigned char	*h;
 	size_t		 n = SPOOL_HDR + 1 + len;
 
-	if (s->error != NULL && vw_mono_ms() < s->retry_ms) {
+	if (s->error != NULL && clock_mono_ms() < s->retry_ms) {
 		metrics.spool_unwritten++;	/* in memory only */
 		end->seg = s->seg;
 		end->off = s->off;
@@ -385,19 +410,55 @@ spool_append(struct spool *s, char type, const char *data, size_t len,
 	end->off = s->off;
 }
 
+/* The space allocated past the segment's end is given back. */
+static void
+spool_unreserve(struct spool *s)
+{
+	if (s->reserved > s->written && fallocate(s->fd, FALLOC_FL_PUNCH_HOLE |
+	    FALLOC_FL_KEEP_SIZE, s->written, s->reserved - s->written) == -1)
+		log_warn("spool: cannot give back the space held for %s",
+		    s->dir);
+	s->reserved = s->written;
+}
+
+/* Hand a copy of fd to the syncer; sync it here if there can be none. */
+static void
+spool_sync_fd(struct spool *s, int fd, int full)
+{
+	int	copy;
+
+	if ((copy = dup(fd)) != -1) {
+		syncer_push(s->syncer, copy, full);
+		return;
+	}
+	if ((full ? fsync(fd) : fdatasync(fd)) == -1)
+		log_warn("spool: %s %s", full ? "fsync" : "fdatasync", s->dir);
+}
+
+/* Done with the current segment: synced, if need be, then closed. */
+static void
+spool_sync_close(struct spool *s)
+{
+	if (s->dirty)
+		syncer_push(s->syncer, s->fd, 0);
+	else
+		close(s->fd);
+	s->fd = -1;
+	s->dirty = 0;
+}
+
 /* Start a new segment for the next write. */
 static void
 spool_rotate(struct spool *s)
 {
 	if (s->fd != -1) {
-		if (s->dirty && fdatasync(s->fd) == -1)
-			log_warn("spool: fdatasync");
-		close(s->fd);
+		spool_unreserve(s);
+		spool_sync_close(s);
 	}
 	s->fd = -1;
 	s->dirty = 0;
 	s->seg++;
-	s->off = s->written = 0;
+	s->off = s->written = s->reserved = 0;
 }
 
 /* A write failed: the buffered records live on in memory only. */
@@ -406,13 +467,13 @@ spool_failed(struct spool *s, int error)
 {
 	metrics.spool_write_errors++;
 	metrics.spool_unwritten += s->nbuf;
-	if (s->error == NULL || log_ratelimit(&s->rl, 1, vw_mono_ms()))
+	if (s->error == NULL || log_ratelimit(&s->rl, 1, clock_mono_ms()))
 		log_warnx("spool: cannot write to %s: %s; readings are kept "
 		    "in memory only until the database has them",
 		    s->dir, strerror(error));
 	free(s->error);
 	s->error = xstrdup(strerror(error));
-	s->retry_ms = vw_mono_ms() + SPOOL_RETRY_MS;
+	s->retry_ms = clock_mono_ms() + SPOOL_RETRY_MS;
 	if (s->fd != -1 && ftruncate(s->fd, s->written) == -1)
 		log_warn("spool: cannot cut back a short write");
 	s->len = s->nbuf = 0;
@@ -432,9 +493,89 @@ spool_create(struct spool *s)
 	if (s->fd == -1)
 		return (-1);
 	/* The new name must outlive a power cut too. */
-	if (fsync(s->dirfd) == -1)
-		log_warn("spool: fsync %s", s->dir);
+	spool_sync_fd(s, s->dirfd, 1);
 	return (0);
+}
+
+/* Written, or room made: the error is over. */
+static void
+spool_ok(struct spool *s)
+{
+	if (s->error == NULL)
+		return;
+	log_info("spool: writing to %s again", s->dir);
+	free(s->error);
+	s->error = NULL;
+}
+
+/* No room for what the broker hands over: say so, and try again later. */
+static void
+spool_full(struct spool *s, int error)
+{
+	metrics.spool_write_errors++;
+	if (s->error == NULL || log_ratelimit(&s->rl, 1, clock_mono_ms()))
+		log_warnx("spool: cannot write to %s: %s; not taking messages "
+		    "from the broker until there is room", s->dir,
+		    strerror(error));
+	free(s->error);
+	s->error = xstrdup(strerror(error));
+	s->retry_ms = clock_mono_ms() + SPOOL_RETRY_MS;
+}
+
+/* Allocate the segment's disk space up to end: -1 and errno if it cannot. */
+static int
+spool_allocate(struct spool *s, uint64_t end)
+{
+	if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, s->written,
+	    end - s->written) == -1)
+		return (-1);
+	s->reserved = end;
+	return (0);
+}
+
+/*
+ * Keep SPOOL_RESERVE bytes allocated past the end of what is appended;
+ * with less room on disk, what one burst may take will do.
+ */
+static void
+spool_reserve(struct spool *s)
+{
+	if (!s->can_reserve || s->reserved >= s->off + SPOOL_RESERVE / 2)
+		return;
+	if (s->fd == -1 && spool_create(s) == -1) {
+		spool_full(s, errno);
+		return;
+	}
+	if (spool_allocate(s, s->off + SPOOL_RESERVE) == 0 ||
+	    (errno == ENOSPC &&
+	    spool_allocate(s, s->off + 2 * SPOOL_ROOM_MIN) == 0)) {
+		spool_ok(s);
+		return;
+	}
+	if (errno == EOPNOTSUPP) {
+		log_info("spool: %s cannot allocate space ahead; a full disk "
+		    "is seen only when a write fails", s->dir);
+		s->can_reserve = 0;
+		return;
+	}
+	spool_full(s, errno);
+}
+
+/* Is there room for the records of the next message from the broker? */
+int
+spool_room(const struct spool *s)
+{
+	return (s->error == NULL && (!s->can_reserve ||
+	    s->reserved >= s->off + SPOOL_ROOM_MIN));
+}
+
+/* Try again to write and to make room: spool_room() after it. */
+int
+spool_retry(struct spool *s)
+{
+	spool_write(s);
+	spool_reserve(s);
+	return (spool_room(s));
 }
 
 void
@@ -462,23 +603,25 @@ spool_write(struct spool *s)
 	s->disk_bytes += done;
 	s->len = s->nbuf = 0;
 	s->dirty = 1;
-	if (s->error != NULL) {
-		log_info("spool: writing to %s again", s->dir);
-		free(s->error);
-		s->error = NULL;
-	}
+	spool_ok(s);
 	if (s->written >= SPOOL_SEGMENT_MAX)
 		spool_rotate(s);
+	spool_reserve(s);
 }
 
+/* Written data made durable, later, by the syncer. */
 void
 spool_sync(struct spool *s)
 {
+	int	error;
+
+	if ((error = syncer_error(s->syncer)) != 0)
+		log_warnx("spool: fdatasync: %s", strerror(error));
 	spool_write(s);
-	if (s->fd == -1 || !s->dirty)
+	/* One at a time: a slow disk gets fewer, not more, syncs. */
+	if (s->fd == -1 || !s->dirty || syncer_pending(s->syncer) > 0)
 		return;
-	if (fdatasync(s->fd) == -1)
-		log_warn("spool: fdatasync");
+	spool_sync_fd(s, s->fd, 0);
 	s->dirty = 0;
 }
 
@@ -496,7 +639,7 @@ spool_commit(struct spool *s, const struct spool_pos *pos)
 	n = snprintf(mark, sizeof mark, "%016" PRIx64 " %016" PRIx64 "\n",
 	    pos->seg, pos->off);
 	if (pwrite(s->markfd, mark, n, 0) != n &&
-	    log_ratelimit(&s->rl, 1, vw_mono_ms()))
+	    log_ratelimit(&s->rl, 1, clock_mono_ms()))
 		log_warn("spool: cannot write %s/committed", s->dir);
 	for (; s->first_seg < pos->seg; s->first_seg++) {
 		spool_seg_name(s->first_seg, name, sizeof name);

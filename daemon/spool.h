@@ -30,6 +30,13 @@ void		 spool_sync(struct spool *);
 void		 spool_commit(struct spool *, const struct spool_pos *);
 /* Bytes held that the database does not have yet. */
 uint64_t	 spool_bytes(struct spool *);
+/*
+ * Room for the records of one more message: 0 when the disk is full or
+ * the spool cannot be written, and messages must wait at the broker.
+ */
+int		 spool_room(const struct spool *);
+/* Try again to write and make room; spool_room() after it. */
+int		 spool_retry(struct spool *);
 /* Why records are not being written, or NULL when all is well. */
 const char	*spool_error(struct spool *);
 

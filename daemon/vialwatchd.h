@@ -4,8 +4,9 @@
 
 #include <stdint.h>
 
+#include "clock.h"
+
 struct event_base;
-struct timeval;
 struct conf;
 struct mqtt;
 struct db;
@@ -36,15 +37,9 @@ struct vialwatchd {
 	int			 stopping;
 };
 
-/* Wall clock in microseconds since the epoch, monotonic clock in ms. */
-int64_t		 vw_now_us(void);
-int64_t		 vw_mono_ms(void);
-/* Next wait of a retry: *ms doubles from 500 ms to 30 s; jittered. */
-int64_t		 vw_backoff(int64_t *, struct timeval *);
-/*
- * Called by db.c, excursion.c and outbox.c during stop when they have
- * written all they held: exits once all have.
- */
-void		 vw_drained(struct vialwatchd *);
+/* clock.h's helpers under the names they had here. */
+#define vw_now_us	clock_now_us
+#define vw_mono_ms	clock_mono_ms
+#define vw_backoff	clock_backoff
 
 #endif

@@ -448,6 +448,133 @@ def test_no_offline_alarm_for_the_daemons_downtime(daemon, db, mqtt_broker):
     assert f["key"] in n[0]["body"]
 
 
+def test_database_down_at_start_judges_every_reading(daemon, db, pg,
+                                                    mqtt_broker, smtp):
+    """PostgreSQL is down when the daemon starts while 10,000 sensors
+    report, more readings than the rules hold before their first load, and
+    then one fridge goes beyond its critical bound: the daemon stops taking
+    messages rather than leave readings unjudged, and once PostgreSQL is
+    back that excursion exists, started at that reading, and its alarm
+    email goes out once to each contact.  The outage lasts as long as the
+    publishing takes (tens of seconds rather than 3 minutes): what matters
+    is that the readings held for the rules outgrow their bound in it."""
+    f = setup_fridge(db)
+    t0 = now().replace(microsecond=0) - datetime.timedelta(minutes=30)
+    # Long keys: 40,000 readings are more than the rules hold (8 MiB).
+    pad = "x" * 180
+    crowd = [message(f"json/clinic-{i % 50}/{pad}/{i:05d}",
+                     t0 + datetime.timedelta(seconds=r), 4.0)
+             for r in range(4) for i in range(10000)]
+    hot = t0 + datetime.timedelta(minutes=5)
+    db.close()
+    pg.stop()
+    try:
+        d = daemon(overrides=SOURCES, wait=False)
+        d.wait_http()
+        publish(mqtt_broker.port, crowd + [message(f["key"], hot, 13.0)])
+        d.wait_log("not reading from the broker until they are", timeout=30)
+        assert d.metric("vialwatch_excursion_events_dropped_total") == 0
+    finally:
+        pg.start()
+    with pg.connect("vialwatch") as conn:
+        (x,) = wait_excursion(conn, f["sensor"], lambda xs: xs[0]["alarmed_at"],
+                              "the critical excursion", timeout=90)
+        assert x["started_at"] == hot and x["alarmed_at"] == hot
+        assert x["kind"] == "high" and x["peak_c"] == 13.0
+        c = f["contacts"]
+        alarms = {f"excursion:{x['id']}:alarm:contact:{c[who]}"
+                  for who in ("dana", "sam")}
+        wait_for(lambda: alarms <= keys_of(conn) and all(
+            n["status"] == "sent" for n in notifications(conn)), 30,
+            "the alarm emails sent")
+        assert len(notifications(conn)) == 2
+    msgs = smtp.wait_messages(2)
+    assert sorted(r for m in msgs for r in m.envelope_to) == [
+        "dana@lakeview.example", "sam@lakeview.example"]
+    assert all(m["Subject"].startswith("ALARM") for m in msgs), [
+        m["Subject"] for m in msgs]
+    d.check_alive()
+
+
+def test_spooled_reading_judged_after_sigkill(daemon, db, pg, mqtt_broker):
+    """A critical reading is taken from the broker, but the daemon is
+    killed with SIGKILL before the database has the reading or its
+    excursion: started again, it stores the reading from the spool and
+    judges it too, so the excursion exists, started at that reading."""
+    f = setup_fridge(db)
+    d = daemon(overrides=SOURCES)
+    wait_loaded(d, sensors=1)
+    hot = now().replace(microsecond=0) - datetime.timedelta(minutes=2)
+    with pg.connect("vialwatch", autocommit=False) as lock:
+        lock.execute("lock table vialwatch.reading, vialwatch.excursion "
+                     "in share mode")
+        publish(mqtt_broker.port, [message(f["key"], hot, 13.0)])
+        wait_for(lambda: d.metric("vialwatch_excursion_events_pending") >= 1
+                 and d.metric("vialwatch_readings_pending") >= 1, 10,
+                 "the reading and its events waiting for the database")
+        d.kill()
+        # Its connections go with it, before they can do what they waited
+        # to do.
+        db.execute("select pg_terminate_backend(pid) from "
+                   "pg_stat_activity where application_name like "
+                   "'vialwatchd%'")
+        wait_for(lambda: db.execute(
+            "select count(*) from pg_stat_activity where application_name "
+            "like 'vialwatchd%'").fetchone()[0] == 0, 10,
+            "the daemon's connections gone")
+        lock.rollback()
+    assert excursions(db, f["sensor"]) == []
+    assert reading_count(db, f["sensor"]) == 0
+
+    d.start()
+    d.wait_healthy()
+    (x,) = wait_excursion(db, f["sensor"], lambda xs: xs[0]["alarmed_at"],
+                          "the excursion of the spooled reading")
+    assert x["started_at"] == hot and x["peak_c"] == 13.0
+    wait_for(lambda: reading_count(db, f["sensor"]) == 1, 10,
+             "the spooled reading stored once")
+    c = f["contacts"]
+    alarms = {f"excursion:{x['id']}:alarm:contact:{c[who]}"
+              for who in ("dana", "sam")}
+    wait_for(lambda: alarms <= keys_of(db), 10, "the alarm notifications")
+
+
+def test_events_kept_over_a_stop(daemon, db, pg, mqtt_broker):
+    """The database takes the readings but not the excursion events, and
+    the daemon is stopped: after its 10 s it exits saying so, keeps the
+    events, and writes them at the next start, before loading the sensors:
+    the excursion exists, alarmed, started at its reading."""
+    f = setup_fridge(db)
+    d = daemon(overrides=SOURCES)
+    wait_loaded(d, sensors=1)
+    hot = now().replace(microsecond=0) - datetime.timedelta(minutes=2)
+    with pg.connect("vialwatch", autocommit=False) as lock:
+        lock.execute("lock table vialwatch.excursion in share mode")
+        publish(mqtt_broker.port, [message(f["key"], hot, 13.0)])
+        wait_for(lambda: reading_count(db, f["sensor"]) == 1
+                 and d.metric("vialwatch_excursion_events_pending") >= 1, 10,
+                 "the reading stored, its events waiting")
+        assert d.stop(timeout=30) == 1
+        # The statement its connection waited on goes with it.
+        db.execute("select pg_terminate_backend(pid) from "
+                   "pg_stat_activity where application_name like "
+                   "'vialwatchd%'")
+        lock.rollback()
+    assert "they are sent at the next start" in d.log_text()
+    assert excursions(db, f["sensor"]) == []
+
+    d.start()
+    d.wait_healthy()
+    (x,) = wait_excursion(db, f["sensor"], lambda xs: xs[0]["alarmed_at"],
+                          "the excursion kept over the stop")
+    assert x["started_at"] == hot and x["alarmed_at"] == hot
+    assert "events of the last run are queued again" in d.log_text()
+    c = f["contacts"]
+    alarms = {f"excursion:{x['id']}:alarm:contact:{c[who]}"
+              for who in ("dana", "sam")}
+    wait_for(lambda: alarms <= keys_of(db), 10, "the alarm notifications")
+
+
 # --- reference data -------------------------------------------------------
 
 

@@ -257,47 +257,81 @@ def _spool_on_full_disk(tmp_path, state_dir):
     wrapper.write_text(
         "#!/bin/sh\n"
         f"exec unshare --mount {' '.join(userns)} sh -c '"
-        'mount -t tmpfs -o size=256k tmpfs "$0" && '
+        'mount -t tmpfs -o size=8m tmpfs "$0" && '
         'dd if=/dev/zero of="$0/filler" bs=4k 2>/dev/null; '
         f'exec "$@"\' "{spool}" "{os.environ["VIALWATCHD"]}" "$@"\n')
     wrapper.chmod(0o755)
     return wrapper, spool
 
 
-def test_spool_disk_full(daemon, db, tmp_path, mqtt_broker, base_config):
-    """The spool's disk is full: readings still reach the database from
-    memory, the condition is loud in the log and /healthz, nothing
-    crashes; once there is room the spool is written again."""
+def _start_on_full_disk(daemon, tmp_path):
+    """A daemon that has subscribed once (so that the broker keeps a
+    session for it), started again with its spool on a full disk."""
     state_dir = tmp_path / "full-state"
     wrapper, spool = _spool_on_full_disk(tmp_path, state_dir)
-    d = daemon(overrides=GATEWAY, daemon={"state_dir": state_dir},
-               binary=wrapper, wait=False)
+    d = daemon(overrides=GATEWAY, daemon={"state_dir": state_dir})
+    assert d.stop() == 0
+    d.binary = wrapper
+    d.start()
     d.wait_http()
-
-    sent = gateway_readings(0, 40, int(time.time() * 1000) - 600_000)
-    publish(mqtt_broker.port, sent)
-    wait_for(lambda: count_readings(db, KEY) >= 40, 20, "40 readings")
-    assert_each_once(db, KEY, sent)
     status, health = d.healthz()
     assert status == 503, health
     assert health["spool"] == "No space left on device"
-    assert health["mqtt"] == "connected" and health["database"] == "connected"
-    assert d.metric("vialwatch_spool_write_errors_total") >= 1
-    assert d.metric("vialwatch_spool_unwritten_total") >= 1
+    d.wait_log("not reading from the broker until it can")
+    return d, spool
+
+
+def test_spool_disk_full(daemon, db, tmp_path, mqtt_broker):
+    """The spool's disk is full: the daemon takes no message from the
+    broker, which keeps them, says so in the log and /healthz, and does
+    not crash; once there is room it takes and stores every one."""
+    d, spool = _start_on_full_disk(daemon, tmp_path)
+    sent = gateway_readings(0, 40, int(time.time() * 1000) - 600_000)
+    publish(mqtt_broker.port, sent)
     assert "cannot write to" in d.log_text()
     assert "No space left on device" in d.log_text()
+    assert d.metric("vialwatch_spool_write_errors_total") >= 1
+    # Nothing was taken on trust: no record lives in memory only.
+    assert d.metric("vialwatch_spool_unwritten_total") == 0
+    assert d.metric("vialwatch_readings_pending") == 0
 
     # Room again (the tmpfs is seen through the daemon's own root).
     os.unlink(f"/proc/{d.pid}/root{spool}/filler")
-    more = gateway_readings(40, 20, int(time.time() * 1000) - 600_000)
-    # The spool is tried again a second after a failed write.
-    time.sleep(1.1)
-    publish(mqtt_broker.port, more)
     d.wait_healthy(timeout=10)
-    wait_for(lambda: count_readings(db, KEY) >= 60, 20, "60 readings")
-    assert_each_once(db, KEY, sent + more)
+    wait_for(lambda: count_readings(db, KEY) >= 40, 20, "40 readings")
+    assert_each_once(db, KEY, sent)
     assert "writing to" in d.log_text()
+    assert "reading from the broker again" in d.log_text()
+    assert d.metric("vialwatch_spool_unwritten_total") == 0
     d.check_alive()
+
+
+def test_spool_disk_full_kill9(daemon, db, pg, tmp_path, mqtt_broker):
+    """A full disk stops the acknowledgements, not the evidence: with the
+    spool's disk full and the database holding its inserts back, 5,000
+    QoS 1 readings are published and the daemon is killed with SIGKILL;
+    started again with room on disk, it stores all 5,000, each once."""
+    d, spool = _start_on_full_disk(daemon, tmp_path)
+    sent = gateway_readings(0, 5000, int(time.time() * 1000) - 3_600_000)
+    # A long report query on the table: nothing could be stored from
+    # memory before the kill.
+    with pg.connect("vialwatch", autocommit=False) as lock:
+        lock.execute("lock table vialwatch.reading in share mode")
+        publish(mqtt_broker.port, sent)
+        assert d.metric("vialwatch_readings_pending") == 0
+        assert d.metric("vialwatch_spool_unwritten_total") == 0
+        kill9(d)
+        lock.rollback()
+    assert count_readings(db, KEY) == 0
+
+    # Room again: the daemon runs with its spool on the real disk.
+    d.binary = os.environ["VIALWATCHD"]
+    d.start()
+    d.wait_healthy(timeout=30)
+    wait_for(lambda: count_readings(db, KEY) >= len(sent), 60,
+             f"{len(sent)} readings")
+    assert_each_once(db, KEY, sent)
+    assert d.metric("vialwatch_spool_unwritten_total") == 0
 
 
 def test_backpressure_stops_reading(daemon, db, pg, mqtt_broker):
