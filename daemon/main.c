@@ -32,6 +32,7 @@
 #include "mqtt.h"
 #include "outbox.h"
 #include "reminder.h"
+#include "checks.h"
 #include "retention.h"
 #include "spool.h"
 #include "vialwatchd.h"
@@ -226,6 +227,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	excursion_reconfigure(vw->excursion, old);
 	outbox_reconfigure(vw->outbox, old);
 	reminder_reconfigure(vw->reminder, old);
+	checks_reconfigure(vw->checks, old);
 	retention_reconfigure(vw->retention, old);
 	conf_free(old);
 	log_info("configuration reloaded");
@@ -379,6 +381,7 @@ main(int argc, char **argv)
 	vw.excursion = excursion_new(&vw);
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
+	vw.checks = checks_new(&vw);
 	vw.retention = retention_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
@@ -396,6 +399,7 @@ main(int argc, char **argv)
 	excursion_start(vw.excursion);
 	outbox_start(vw.outbox);
 	reminder_start(vw.reminder);
+	checks_start(vw.checks);
 	retention_start(vw.retention);
 
 	event_base_loop(vw.base, 0);
@@ -403,6 +407,7 @@ main(int argc, char **argv)
 	http_free(vw.http);
 	mqtt_free(vw.mqtt);
 	retention_free(vw.retention);
+	checks_free(vw.checks);
 	reminder_free(vw.reminder);
 	outbox_free(vw.outbox);
 	excursion_free(vw.excursion);

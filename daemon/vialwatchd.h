@@ -14,6 +14,7 @@ struct spool;
 struct excursion;
 struct outbox;
 struct reminder;
+struct checks;
 struct retention;
 
 struct vialwatchd {
@@ -26,6 +27,7 @@ struct vialwatchd {
 	struct excursion	*excursion;
 	struct outbox		*outbox;
 	struct reminder		*reminder;
+	struct checks		*checks;
 	struct retention	*retention;
 	int			 stopping;
 };
