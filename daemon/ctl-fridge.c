@@ -329,7 +329,7 @@ lots_refused(struct ctl *ctl, const char *id, const char *verb)
 static int
 lots_decide(struct ctl *ctl, int argc, char **argv)
 {
-	const char	*status, *params[4];
+	const char	*status, *disposition, *params[4];
 	PGresult	*res;
 	int		 rc;
 
@@ -338,15 +338,17 @@ lots_decide(struct ctl *ctl, int argc, char **argv)
 		return (CTL_USAGE);
 	}
 	status = strcmp(argv[0], "release") == 0 ? "released" : "discarded";
+	disposition = strcmp(argv[0], "release") == 0 ? "usable" : "discard";
 	if ((rc = ctl_parse_decision("lots", "lot", argc - 1, argv + 1,
 	    &params[2], &params[3])) != 0)
 		return (rc == CTL_USAGE ? CTL_USAGE : 1);
 	params[0] = argv[1];
-	params[1] = status;
-	res = ctl_query(ctl, "update vialwatch.lot set status = $2,"
-	    " decided_by = $3, decided_at = now(), decision_note = $4"
-	    " where id = $1::bigint and status = 'quarantined'"
-	    " returning product || ' ' || lot_number", 4, params);
+	params[1] = disposition;
+	/* Out of quarantine only through a disposition (sql/014). */
+	res = ctl_query(ctl, "select product || ' ' || lot_number,"
+	    " vialwatch.lot_dispose(id, null, $2, $4, $3)"
+	    " from vialwatch.lot where id = $1::bigint and status = 'quarantined'",
+	    4, params);
 	if (res == NULL)
 		return (1);
 	if ((rc = PQntuples(res) == 1 ? 0 : 1) == 0)

@@ -52,6 +52,13 @@ int		 ctl_lots(struct ctl *, int, char **);
 int		 ctl_ack(struct ctl *, int, char **);
 int		 ctl_excursions(struct ctl *, int, char **);
 
+/* ctl-check.c */
+int		 ctl_check(struct ctl *, int, char **);
+int		 ctl_holiday(struct ctl *, int, char **);
+
+/* ctl-excursion.c */
+int		 ctl_excursion(struct ctl *, int, char **);
+
 /* ctl-import.c */
 int		 ctl_import(struct ctl *, int, char **);
 
