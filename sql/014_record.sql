@@ -239,17 +239,19 @@ $$;
 -- The POST of the check page: every fridge of clinic p_clinic checked by
 -- the contact the link was sent to (p_email), with a note per fridge
 -- (p_notes: {"fridge id": "note"}), in one transaction: a missing note
--- records nothing.  Returns the rows recorded.
+-- records nothing.  Returns the checks recorded.
 create function vialwatch.check_record_link(p_clinic bigint, p_email text,
     p_notes jsonb, p_at timestamptz)
-returns setof vialwatch.daily_check
+returns table (fridge_id bigint, fridge text, current_c numeric,
+    min_c numeric, max_c numeric, note text)
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
 	v_contact bigint := vialwatch.contact_find(p_email, p_clinic);
-	v_fridge bigint;
+	v_fridge record;
+	v_row vialwatch.daily_check;
 begin
 	if v_contact is null then
 		raise exception '% is no contact of clinic % any more',
@@ -257,11 +259,18 @@ begin
 	end if;
 	perform set_config('vialwatch.actor_contact_id', v_contact::text,
 	    true);
-	for v_fridge in select f.id from vialwatch.fridge f
-	    where f.clinic_id = p_clinic order by f.id
+	for v_fridge in select f.id, f.name from vialwatch.fridge f
+	    where f.clinic_id = p_clinic order by f.name, f.id
 	loop
-		return next vialwatch.check_record(v_fridge, v_contact,
-		    p_notes ->> v_fridge::text, p_at, 'link');
+		v_row := vialwatch.check_record(v_fridge.id, v_contact,
+		    p_notes ->> v_fridge.id::text, p_at, 'link');
+		fridge_id := v_fridge.id;
+		fridge := v_fridge.name;
+		current_c := round(v_row.current_c::numeric, 1);
+		min_c := round(v_row.min_c::numeric, 1);
+		max_c := round(v_row.max_c::numeric, 1);
+		note := v_row.note;
+		return next;
 	end loop;
 end;
 $$;
@@ -843,28 +852,42 @@ as $$
 $$;
 
 -- The close-out POST of the acknowledge page, by the contact the link was
--- sent to (p_email).
+-- sent to (p_email); p_mfr_at is the clinic's local time.  Returns when it
+-- was closed out, in the clinic's local time.
 create function vialwatch.excursion_closeout_link(p_id bigint, p_email text,
     p_now timestamptz, p_room_c double precision, p_cause text,
-    p_preventive text, p_mfr_by text, p_mfr_at timestamptz, p_mfr_case text,
+    p_preventive text, p_mfr_by text, p_mfr_at timestamp, p_mfr_case text,
     p_mfr_guidance text, p_lots jsonb)
-returns vialwatch.excursion
+returns text
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-	v_contact bigint := vialwatch.contact_find(p_email,
-	    (select f.clinic_id from vialwatch.excursion x
-	     join vialwatch.fridge f on f.id = x.fridge_id where x.id = p_id));
+	v_clinic bigint;
+	v_zone text;
+	v_contact bigint;
+	e vialwatch.excursion;
 begin
+	select c.id, c.timezone into v_clinic, v_zone
+	from vialwatch.excursion x
+	join vialwatch.fridge f on f.id = x.fridge_id
+	join vialwatch.clinic c on c.id = f.clinic_id
+	where x.id = p_id;
+	if not found then
+		raise exception 'no excursion %', p_id
+		    using errcode = 'no_data_found';
+	end if;
+	v_contact := vialwatch.contact_find(p_email, v_clinic);
 	if v_contact is null then
 		raise exception '% is no contact of the excursion''s clinic',
 		    p_email using errcode = 'invalid_parameter_value';
 	end if;
-	return vialwatch.excursion_closeout(p_id, v_contact, p_now, p_room_c,
-	    p_cause, p_preventive, p_mfr_by, p_mfr_at, p_mfr_case,
-	    p_mfr_guidance, p_lots);
+	e := vialwatch.excursion_closeout(p_id, v_contact, p_now, p_room_c,
+	    p_cause, p_preventive, p_mfr_by, p_mfr_at at time zone v_zone,
+	    p_mfr_case, p_mfr_guidance, p_lots);
+	return to_char(e.closed_out_at at time zone v_zone,
+	    'YYYY-MM-DD HH24:MI');
 end;
 $$;
 
@@ -973,7 +996,7 @@ revoke all on function
 	vialwatch.check_record_link(bigint, text, jsonb, timestamptz),
 	vialwatch.check_page(bigint, timestamptz),
 	vialwatch.excursion_closeout_link(bigint, text, timestamptz,
-	    double precision, text, text, text, timestamptz, text, text, jsonb),
+	    double precision, text, text, text, timestamp, text, text, jsonb),
 	vialwatch.excursion_closeout_page(bigint),
 	vialwatch.excursion_record(bigint, timestamptz)
 	from public;
@@ -981,7 +1004,7 @@ grant execute on function
 	vialwatch.check_record_link(bigint, text, jsonb, timestamptz),
 	vialwatch.check_page(bigint, timestamptz),
 	vialwatch.excursion_closeout_link(bigint, text, timestamptz,
-	    double precision, text, text, text, timestamptz, text, text, jsonb),
+	    double precision, text, text, text, timestamp, text, text, jsonb),
 	vialwatch.excursion_closeout_page(bigint),
 	vialwatch.excursion_record(bigint, timestamptz)
 	to vialwatch_daemon, vialwatch_admin;
@@ -993,7 +1016,7 @@ begin
 			timestamptz),
 		    vialwatch.check_page(bigint, timestamptz),
 		    vialwatch.excursion_closeout_link(bigint, text, timestamptz,
-			double precision, text, text, text, timestamptz, text,
+			double precision, text, text, text, timestamp, text,
 			text, jsonb),
 		    vialwatch.excursion_closeout_page(bigint),
 		    vialwatch.excursion_record(bigint, timestamptz)
