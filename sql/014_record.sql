@@ -130,9 +130,12 @@ begin
 	from vialwatch.sensor s
 	join vialwatch.reading x on x.sensor_id = s.id
 	where s.fridge_id = p_fridge and x.ts > since and x.ts <= p_at;
+	-- The current reading counts too, however old the previous check.
+	min_c := least(min_c, current_c);
+	max_c := greatest(max_c, current_c);
 	out_of_range := current_c is null
 	    or current_c not between f.low_c and f.high_c
-	    or min_c < f.low_c or max_c > f.high_c;
+	    or coalesce(min_c < f.low_c or max_c > f.high_c, false);
 end;
 $$;
 
