@@ -457,3 +457,27 @@ def test_closeout_from_the_shell_and_weekly_reminder(clean_db, db, ctl_conf):
         db, "select status from vialwatch.lot order by id")] == [
         "released", "discarded"]
     assert (c, "closeout") not in scan(db, at + datetime.timedelta(days=14))
+
+
+def test_lot_funding_from_the_csv(clean_db, db, ctl_conf, tmp_path):
+    c, _, _ = clinic(db, "Lakeview Aesthetics", "Etc/UTC")
+    fridge(db, c)
+    path = tmp_path / "lots.csv"
+    path.write_text("clinic,fridge,product,lot_number,funding\n"
+                    "Lakeview Aesthetics,Vaccines,MMR II,V1,public\n"
+                    "Lakeview Aesthetics,Vaccines,Botox,C1,private\n"
+                    "Lakeview Aesthetics,Vaccines,Dysport,D1,\n")
+    r = ctl(ctl_conf, "import", "lots", str(path))
+    assert r.returncode == 0, r.stderr
+    assert rows(db, "select lot_number, funding from vialwatch.lot "
+                "order by id") == [
+        {"lot_number": "V1", "funding": "public"},
+        {"lot_number": "C1", "funding": "private"},
+        {"lot_number": "D1", "funding": None}]
+    path.write_text("clinic,fridge,product,lot_number,funding\n"
+                    "Lakeview Aesthetics,Vaccines,MMR II,V1,state\n")
+    r = ctl(ctl_conf, "import", "lots", str(path))
+    assert r.returncode == 1
+    assert "not public or private" in r.stderr
+    assert rows(db, "select funding from vialwatch.lot where "
+                "lot_number = 'V1'") == [{"funding": "public"}]
