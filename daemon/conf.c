@@ -51,6 +51,7 @@ enum conf_section_kind {
 	SECTION_HTTP,
 	SECTION_ALERTS,
 	SECTION_REMINDERS,
+	SECTION_CHECKS,
 	SECTION_HOOK,
 	SECTION_UNKNOWN,
 };
@@ -67,6 +68,7 @@ static const struct {
 	[SECTION_HTTP] = { "http", 0 },
 	[SECTION_ALERTS] = { "alerts", 0 },
 	[SECTION_REMINDERS] = { "reminders", 0 },
+	[SECTION_CHECKS] = { "checks", 0 },
 	[SECTION_HOOK] = { "hook", 1 },
 };
 
@@ -149,6 +151,11 @@ static const struct conf_key conf_keys[] = {
 	    C(reminders_window_start), 0, 0 },
 	{ SECTION_REMINDERS, "template_dir", CONF_SPECIAL,
 	    C(reminders_template_dir), 0, 0 },
+
+	{ SECTION_CHECKS, "grace", CONF_DURATION, C(checks_grace_ms), SEC,
+	    86400 * SEC },
+	{ SECTION_CHECKS, "scan_interval", CONF_DURATION,
+	    C(checks_scan_interval_ms), SEC, 0 },
 
 	{ SECTION_HOOK, "command", CONF_SPECIAL, H(argv), 0, 0 },
 	{ SECTION_HOOK, "events", CONF_SPECIAL, H(events), 0, 0 },
@@ -993,6 +1000,8 @@ conf_defaults(struct conf *c)
 	c->reminders_window_start = 9 * 60;
 	c->reminders_window_end = 18 * 60;
 	c->reminders_template_dir = xstrdup(TEMPLATEDIR);
+	c->checks_grace_ms = 3600 * SEC;
+	c->checks_scan_interval_ms = 60 * SEC;
 }
 
 /* Unset string keys that must have a value get their default back. */

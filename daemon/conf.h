@@ -107,6 +107,10 @@ struct conf {
 	char		*reminders_template_dir;
 	struct templates *templates;		/* loaded from template_dir */
 
+	/* [checks] */
+	int64_t		 checks_grace_ms;
+	int64_t		 checks_scan_interval_ms;
+
 	/* [hook NAME] */
 	struct hook	*hooks;
 	int		 nhooks;

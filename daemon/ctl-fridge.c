@@ -354,7 +354,7 @@ lots_refused(struct ctl *ctl, const char *id, const char *verb)
 static int
 lots_decide(struct ctl *ctl, int argc, char **argv)
 {
-	const char	*status, *params[4], *by;
+	const char	*status, *disposition, *params[3], *by;
 	PGresult	*res;
 	int		 rc;
 
@@ -363,26 +363,28 @@ lots_decide(struct ctl *ctl, int argc, char **argv)
 		return (CTL_USAGE);
 	}
 	status = strcmp(argv[0], "release") == 0 ? "released" : "discarded";
+	disposition = strcmp(argv[0], "release") == 0 ? "usable" : "discard";
 	if ((rc = ctl_parse_decision("lots", "lot", argc - 1, argv + 1,
 	    &by, &params[2])) != 0)
 		return (rc == CTL_USAGE ? CTL_USAGE : 1);
-	params[3] = NULL;
 	params[0] = argv[1];
-	params[1] = status;
-	/* --by names a contact, whose name is decided_by; the note is why. */
+	params[1] = disposition;
+	/*
+	 * --by names a contact, whose name is decided_by; the note is why.
+	 * Out of quarantine only through a disposition (sql/014).
+	 */
 	if (ctl_actor(ctl, by, params[2]) < 0)
 		return (1);
-	res = ctl_query(ctl, "update vialwatch.lot set status = $2,"
-	    " decided_by = (select c.name from vialwatch.contact c"
-	    " where c.id = vialwatch.actor_contact_id()),"
-	    " decided_at = now(), decision_note = $3"
-	    " where id = $1::bigint and status = 'quarantined'"
-	    " returning product || ' ' || lot_number, decided_by", 3, params);
+	res = ctl_query(ctl, "select l.product || ' ' || l.lot_number,"
+	    " vialwatch.lot_dispose(l.id, null, $2, $3, c.name), c.name"
+	    " from vialwatch.lot l"
+	    " join vialwatch.contact c on c.id = vialwatch.actor_contact_id()"
+	    " where l.id = $1::bigint and l.status = 'quarantined'", 3, params);
 	if (res == NULL)
 		return (1);
 	if ((rc = PQntuples(res) == 1 ? 0 : 1) == 0)
 		printf("lot %s (%s) %s by %s\n", argv[1], PQgetvalue(res, 0, 0),
-		    status, PQgetvalue(res, 0, 1));
+		    status, PQgetvalue(res, 0, 2));
 	else
 		lots_refused(ctl, argv[1], status);
 	PQclear(res);

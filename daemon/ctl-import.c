@@ -36,6 +36,7 @@ static const char *const import_reasons[] = {
 	[IMPORT_NUMBER] = "not a number >= 0",
 	[IMPORT_COUNT] = "not a whole number >= 0",
 	[IMPORT_STATUS] = "not booked, cancelled or done",
+	[IMPORT_FUNDING] = "not public or private",
 };
 
 /* A time without an offset is the clinic's local time. */
@@ -196,15 +197,19 @@ static const struct import_column lot_columns[] = {
 	{ "lot_number", IMPORT_TEXT, 1, NULL },
 	{ "expires_on", IMPORT_DATE, 0, NULL },
 	{ "quantity", IMPORT_COUNT, 0, NULL },
+	{ "funding", IMPORT_FUNDING, 0, NULL },
 };
 
 /* A lot's status is the excursions' and the admins' decision: kept. */
 static const char lot_upsert[] =
-    "with src as (select f.id as fridge_id, r.product, r.lot_number,"
+    "with src as (select r.line, f.id as fridge_id, r.product,"
+    " r.lot_number,"
     " case when " IMPORT_GIVEN("expires_on") " then r.expires_on"
     "  else old.expires_on end as expires_on,"
     " case when " IMPORT_GIVEN("quantity") " then r.quantity"
     "  else old.quantity end as quantity,"
+    " case when " IMPORT_GIVEN("funding") " then r.funding"
+    "  else old.funding end as funding,"
     " old.id is null as fresh"
     " from pg_temp.import_row r"
     " join vialwatch.clinic c on c.name = r.clinic"
@@ -212,12 +217,15 @@ static const char lot_upsert[] =
     " left join vialwatch.lot old on old.fridge_id = f.id"
     "  and old.product = r.product and old.lot_number = r.lot_number"
     "), up as (insert into vialwatch.lot as t (fridge_id, product,"
-    " lot_number, expires_on, quantity)"
-    " select fridge_id, product, lot_number, expires_on, quantity from src"
+    " lot_number, expires_on, quantity, funding)"
+    " select fridge_id, product, lot_number, expires_on, quantity, funding"
+    " from src order by line"
     " on conflict (fridge_id, product, lot_number) do update"
-    " set (expires_on, quantity) = (excluded.expires_on, excluded.quantity)"
-    " where (t.expires_on, t.quantity)"
-    "  is distinct from (excluded.expires_on, excluded.quantity)"
+    " set (expires_on, quantity, funding) = (excluded.expires_on,"
+    "  excluded.quantity, excluded.funding)"
+    " where (t.expires_on, t.quantity, t.funding)"
+    "  is distinct from (excluded.expires_on, excluded.quantity,"
+    "  excluded.funding)"
     " returning 1)" UPSERT_COUNT;
 
 #define IMPORT_KIND(name, cols, table, check, upsert)			\
@@ -244,7 +252,8 @@ static const struct import_kind import_kinds[] = {
 	    appointment_upsert),
 	IMPORT_KIND("lots", lot_columns,
 	    IMPORT_TABLE("clinic text, fridge text, product text,"
-	    " lot_number text, expires_on date, quantity integer"),
+	    " lot_number text, expires_on date, quantity integer,"
+	    " funding text"),
 	    CHECK_CLINIC
 	    " union all select r.line, 'fridge', 'fridge', r.fridge, r.clinic"
 	    " from pg_temp.import_row r"
@@ -475,6 +484,8 @@ import_value(enum import_type t, const char *s, char *out, size_t size)
 					    "f", "f", "f", NULL };
 	static const char *const	 status[] = { "booked", "cancelled",
 					    "done", NULL };
+	static const char *const	 funding[] = { "public", "private",
+					    NULL };
 	size_t				 n;
 	int				 y, m, d;
 
@@ -487,6 +498,8 @@ import_value(enum import_type t, const char *s, char *out, size_t size)
 		return (import_word(s, yesno, tf));
 	case IMPORT_STATUS:
 		return (import_word(s, status, status));
+	case IMPORT_FUNDING:
+		return (import_word(s, funding, funding));
 	case IMPORT_DATE:
 		return (strlen(s) == 10 && import_date(s, &y, &m, &d) == 0 ?
 		    s : NULL);

@@ -13,11 +13,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
+#include "checkcal.h"
 #include "ctl.h"
 
 /* What the command was asked for. */
@@ -35,7 +37,8 @@ struct report_args {
 static const char report_sql[] =
     "with f as ("
     "  select f.id, f.name, f.low_c, f.high_c, c.name as clinic,"
-    "      c.timezone"
+    "      c.timezone, c.workdays, c.check_by, c.id as clinic_id,"
+    "      (f.created_at at time zone c.timezone)::date as since"
     "  from vialwatch.fridge f"
     "  join vialwatch.clinic c on c.id = f.clinic_id"
     "  where f.id = $1::bigint"
@@ -58,10 +61,35 @@ static const char report_sql[] =
     "    round((extract(epoch from ds.longest_gap) / 60)::numeric, 1),"
     "    case when ds.day is not null or x.n > 0 then x.n end,"
     "    x.kind, x.started, x.ended, x.peak, x.lots, x.acked_by,"
-    "    x.acked_at, x.action,"
+    "    x.acked_at, x.action, x.closed_out,"
+    "    k.checked_by, k.checked_at, k.current_c, k.min_c, k.max_c, k.note,"
+    "    f.workdays::text, k.n > 0, exists (select from vialwatch.holiday h"
+    "      where h.clinic_id = f.clinic_id and h.day = d.day),"
+    "    sign(d.day - (now() at time zone f.timezone)::date),"
+    "    now() >= vialwatch.check_instant(f.timezone, d.day, f.check_by),"
+    "    d.day < f.since,"
     "    coalesce(vialwatch.calibration_note(f.id, d.day), 'ok') "
     "from f cross join d "
     "left join ds on ds.day = d.day "
+    "cross join lateral ("
+    "  select count(*) as n,"
+    "    string_agg(regexp_replace(ct.name, '\\s+', ' ', 'g'), e'\\n'"
+    "        order by dc.checked_at) as checked_by,"
+    "    string_agg(to_char(dc.checked_at at time zone f.timezone,"
+    "        'YYYY-MM-DD HH24:MI'), e'\\n' order by dc.checked_at)"
+    "        as checked_at,"
+    "    string_agg(coalesce(round(dc.current_c::numeric, 2)::text, ''),"
+    "        e'\\n' order by dc.checked_at) as current_c,"
+    "    string_agg(coalesce(round(dc.min_c::numeric, 2)::text, ''),"
+    "        e'\\n' order by dc.checked_at) as min_c,"
+    "    string_agg(coalesce(round(dc.max_c::numeric, 2)::text, ''),"
+    "        e'\\n' order by dc.checked_at) as max_c,"
+    "    string_agg(coalesce(regexp_replace(dc.note, '\\s+', ' ', 'g'),"
+    "        ''), e'\\n' order by dc.checked_at) as note"
+    "  from vialwatch.daily_check dc"
+    "  join vialwatch.contact ct on ct.id = dc.contact_id"
+    "  where dc.fridge_id = f.id and dc.day = d.day"
+    ") k "
     "left join lateral ("
     "  select count(*) as n,"
     "    string_agg(e.kind, e'\\n' order by e.started_at, e.excursion_id)"
@@ -83,15 +111,39 @@ static const char report_sql[] =
     "        order by e.started_at, e.excursion_id) as acked_at,"
     "    string_agg(coalesce(regexp_replace(e.action_note, '\\s+', ' ',"
     "        'g'), ''), e'\\n' order by e.started_at, e.excursion_id)"
-    "        as action"
+    "        as action,"
+    "    string_agg(case when xo.closed_out_at is not null then"
+    "        'closed out by ' || regexp_replace(co.name, '\\s+', ' ', 'g')"
+    "        || ' at ' || to_char(xo.closed_out_at at time zone f.timezone,"
+    "        'YYYY-MM-DD HH24:MI')"
+    "      when vialwatch.excursion_needs_closeout(xo) then 'NOT CLOSED OUT'"
+    "      else '' end, e'\\n' order by e.started_at, e.excursion_id)"
+    "        as closed_out"
     "  from vialwatch.excursion_report e"
+    "  join vialwatch.excursion xo on xo.id = e.excursion_id"
+    "  left join vialwatch.contact co on co.id = xo.closed_out_by"
     "  where e.fridge_id = f.id and e.started_at < d.day_end"
     "      and (e.ended_at is null or e.ended_at > d.day_start"
     "      or e.started_at >= d.day_start)"
     ") x on true "
     "order by d.day";
 
-/* The header row; a column marked text holds free text (see csv_field). */
+/*
+ * The columns of report_sql after the CSV's: the check calendar of the
+ * day (checkcal.c): the clinic's workdays, checked, holiday, the day
+ * against the clinic's today (-1, 0, 1), check_by passed, before the
+ * fridge.
+ */
+enum {
+	REPORT_SQL_WORKDAYS = 29, REPORT_SQL_CHECKED, REPORT_SQL_HOLIDAY,
+	REPORT_SQL_TODAY, REPORT_SQL_LATE, REPORT_SQL_BEFORE,
+	REPORT_SQL_CALIBRATION
+};
+/*
+ * The header row; a column marked text holds free text (see csv_field);
+ * each column is that of report_sql at its index, but for "check", which
+ * checkcal.c works out, and those after it, one further on.
+ */
 static const struct {
 	const char	*name;
 	int		 text;
@@ -118,8 +170,17 @@ static const struct {
 	{ "acknowledged_by", 1 },
 	{ "acknowledged_at", 0 },
 	{ "action", 1 },
+	{ "excursion_closed_out", 1 },
+	{ "check", 0 },
+	{ "checked_by", 1 },
+	{ "checked_at", 0 },
+	{ "check_current_c", 0 },
+	{ "check_min_c", 0 },
+	{ "check_max_c", 0 },
+	{ "check_note", 1 },
 	{ "calibration", 1 },
 };
+#define REPORT_CHECK_COLUMN	23
 #define REPORT_NCOLUMNS (sizeof report_columns / sizeof report_columns[0])
 
 /*
@@ -149,6 +210,34 @@ report_field(FILE *f, const char *s, int text)
 	fputc('"', f);
 }
 
+/* Whether a boolean of report_sql is true. */
+static int
+report_bool(PGresult *res, int i, int col)
+{
+	return (strcmp(PQgetvalue(res, i, col), "t") == 0);
+}
+
+/* The check column of row i: checked, missed, due, holiday, off or "". */
+static const char *
+report_check(PGresult *res, int i)
+{
+	struct checkcal_day	 cd;
+	const char		*day = PQgetvalue(res, i, 5);
+	int			 workdays;
+
+	memset(&cd, 0, sizeof cd);
+	if (sscanf(day, "%d-%d-%d", &cd.year, &cd.month, &cd.day) != 3 ||
+	    (workdays = checkcal_workdays(PQgetvalue(res, i,
+	    REPORT_SQL_WORKDAYS))) == -1)
+		return ("");
+	cd.checked = report_bool(res, i, REPORT_SQL_CHECKED);
+	cd.holiday = report_bool(res, i, REPORT_SQL_HOLIDAY);
+	cd.cmp_today = atoi(PQgetvalue(res, i, REPORT_SQL_TODAY));
+	cd.late = report_bool(res, i, REPORT_SQL_LATE);
+	cd.before_fridge = report_bool(res, i, REPORT_SQL_BEFORE);
+	return (checkcal_state_name(checkcal_state(workdays, &cd)));
+}
+
 /* Write the header and the rows of res. */
 static void
 report_write(FILE *f, PGresult *res)
@@ -166,8 +255,15 @@ report_write(FILE *f, PGresult *res)
 		for (j = 0; j < REPORT_NCOLUMNS; j++) {
 			if (j > 0)
 				fputc(',', f);
-			report_field(f, PQgetvalue(res, i, (int)j),
-			    report_columns[j].text);
+			if (j == REPORT_CHECK_COLUMN)
+				fputs(report_check(res, i), f);
+			else if (j == REPORT_NCOLUMNS - 1)
+				report_field(f, PQgetvalue(res, i,
+				    REPORT_SQL_CALIBRATION), 1);
+			else
+				report_field(f, PQgetvalue(res, i, j < 23 ?
+				    (int)j : (int)j - 1),
+				    report_columns[j].text);
 		}
 		fputs("\r\n", f);
 	}

@@ -57,6 +57,13 @@ int		 ctl_fridge(struct ctl *, int, char **);
 int		 ctl_ack(struct ctl *, int, char **);
 int		 ctl_excursions(struct ctl *, int, char **);
 
+/* ctl-check.c */
+int		 ctl_check(struct ctl *, int, char **);
+int		 ctl_holiday(struct ctl *, int, char **);
+
+/* ctl-excursion.c */
+int		 ctl_excursion(struct ctl *, int, char **);
+
 /* ctl-audit.c */
 int		 ctl_audit(struct ctl *, int, char **);
 
@@ -79,6 +86,7 @@ enum import_type {
 	IMPORT_NUMBER,		/* decimal, >= 0 */
 	IMPORT_COUNT,		/* whole number, >= 0 */
 	IMPORT_STATUS,		/* of an appointment */
+	IMPORT_FUNDING,		/* of a lot */
 };
 
 struct import_column {

@@ -102,6 +102,11 @@ http_notfound(struct evhttp_request *req, void *arg)
 		pages_ack(http->vw, req, path + 5);
 		return;
 	}
+	if (path != NULL && strncmp(path, "/check/", 7) == 0 &&
+	    strchr(path + 7, '/') == NULL) {
+		pages_check(http->vw, req, path + 7);
+		return;
+	}
 	if (path != NULL && strncmp(path, "/unsubscribe/", 13) == 0 &&
 	    strchr(path + 13, '/') == NULL) {
 		pages_unsubscribe(http->vw, req, path + 13);

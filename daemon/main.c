@@ -37,6 +37,7 @@
 #include "outbox.h"
 #include "reminder.h"
 #include "resolve.h"
+#include "checks.h"
 #include "retention.h"
 #include "seal.h"
 #include "spool.h"
@@ -193,6 +194,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	excursion_reconfigure(vw->excursion, old);
 	outbox_reconfigure(vw->outbox, old);
 	reminder_reconfigure(vw->reminder, old);
+	checks_reconfigure(vw->checks, old);
 	retention_reconfigure(vw->retention, old);
 	archive_reconfigure(vw->archive, old);
 	heartbeat_reconfigure(vw->heartbeat, old);
@@ -398,6 +400,7 @@ main(int argc, char **argv)
 	excursion_restore(vw.excursion, events_path);
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
+	vw.checks = checks_new(&vw);
 	vw.retention = retention_new(&vw);
 	vw.archive = archive_new(&vw);
 	vw.heartbeat = heartbeat_new(&vw);
@@ -420,6 +423,7 @@ main(int argc, char **argv)
 	excursion_start(vw.excursion);
 	outbox_start(vw.outbox);
 	reminder_start(vw.reminder);
+	checks_start(vw.checks);
 	retention_start(vw.retention);
 	archive_start(vw.archive);
 	heartbeat_start(vw.heartbeat);
@@ -436,6 +440,7 @@ main(int argc, char **argv)
 	seal_free(vw.seal);
 	calibration_free(vw.calibration);
 	retention_free(vw.retention);
+	checks_free(vw.checks);
 	reminder_free(vw.reminder);
 	outbox_free(vw.outbox);
 	excursion_free(vw.excursion);

@@ -36,6 +36,7 @@
 #include <json-c/json.h>
 
 #include "calendar.h"
+#include "checks.h"
 #include "clock.h"
 #include "conf.h"
 #include "hook.h"
@@ -203,9 +204,10 @@ outbox_channels(const struct conf *c, int kind)
 	return (outbox_string(b));
 }
 
-/* The link that acknowledges excursion id for recipient, to free. */
+/* The signed link to page purpose ("ack", "check") of id for recipient. */
 static char *
-outbox_ack_url(const struct conf *c, int64_t id, const char *recipient)
+outbox_link(const struct conf *c, const char *purpose, int64_t id,
+    const char *recipient, int64_t valid_s)
 {
 	char	*token, *url;
 
@@ -213,34 +215,53 @@ outbox_ack_url(const struct conf *c, int64_t id, const char *recipient)
 		xasprintf(&url, "(no link: [http] secret_file is not set)");
 		return (url);
 	}
-	token = token_make(c->http_secret, c->http_secret_len, "ack", id,
-	    recipient, clock_now_us() / 1000000 + OUTBOX_ACK_VALID_S);
-	xasprintf(&url, "%s/ack/%s", c->http_public_url, token);
+	token = token_make(c->http_secret, c->http_secret_len, purpose, id,
+	    recipient, clock_now_us() / 1000000 + valid_s);
+	xasprintf(&url, "%s/%s/%s", c->http_public_url, purpose, token);
 	free(token);
 	return (url);
 }
 
-/* body with each {{ack_url}} replaced by the link for recipient. */
+/*
+ * body with each {{ack_url}} replaced by the link acknowledging the
+ * excursion for recipient, and each {{check_url:ID}} by the link of clinic
+ * ID's check page (checks.c).
+ */
 static char *
 outbox_body(const struct conf *c, const char *body, int64_t excursion_id,
     const char *recipient)
 {
-	static const char	 mark[] = "{{ack_url}}";
+	static const char	 ack[] = "{{ack_url}}", check[] = "{{check_url:";
 	struct evbuffer		*b;
 	const char		*p, *q;
-	char			*url = NULL;
+	char			*url, *end;
+	long long		 id;
 
-	if (excursion_id == 0 || strstr(body, mark) == NULL)
+	if (strstr(body, "{{") == NULL)
 		return (xstrdup(body));
 	if ((b = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new");
-	url = outbox_ack_url(c, excursion_id, recipient);
-	for (p = body; (q = strstr(p, mark)) != NULL; p = q + strlen(mark)) {
+	for (p = body; (q = strstr(p, "{{")) != NULL; ) {
 		evbuffer_add(b, p, q - p);
+		if (excursion_id != 0 && strncmp(q, ack, strlen(ack)) == 0) {
+			url = outbox_link(c, "ack", excursion_id, recipient,
+			    OUTBOX_ACK_VALID_S);
+			p = q + strlen(ack);
+		} else if (strncmp(q, check, strlen(check)) == 0 &&
+		    (id = strtoll(q + strlen(check), &end, 10)) > 0 &&
+		    strncmp(end, "}}", 2) == 0) {
+			url = outbox_link(c, "check", id, recipient,
+			    CHECKS_LINK_VALID_S);
+			p = end + 2;
+		} else {
+			evbuffer_add(b, "{{", 2);
+			p = q + 2;
+			continue;
+		}
 		evbuffer_add(b, url, strlen(url));
+		free(url);
 	}
 	evbuffer_add(b, p, strlen(p));
-	free(url);
 	return (outbox_string(b));
 }
 

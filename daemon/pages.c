@@ -39,23 +39,12 @@
 #define PAGES_NAME_MAX		200
 #define PAGES_NOTE_MAX		4000
 
-struct pages_wait;
 static TAILQ_HEAD(, pages_wait) pages_waits =
     TAILQ_HEAD_INITIALIZER(pages_waits);
 
-/* A request waiting for the database. */
-struct pages_wait {
-	struct evhttp_request	*req;		/* NULL: answered already */
-	int			 closed;	/* the client left */
-	TAILQ_ENTRY(pages_wait)	 entry;
-	char			*path;
-	char			*who;
-	int64_t			 id;
-	int			 post;
-};
 
 /* Text into HTML. */
-static void
+void
 pages_escape(struct evbuffer *b, const char *s)
 {
 	char	*e;
@@ -68,7 +57,7 @@ pages_escape(struct evbuffer *b, const char *s)
 	free(e);
 }
 
-static void
+void
 pages_head(struct evbuffer *b, const char *title)
 {
 	evbuffer_add_printf(b, "<!DOCTYPE html>\n<html lang=\"en\"><head>"
@@ -85,7 +74,7 @@ pages_head(struct evbuffer *b, const char *title)
 	evbuffer_add_printf(b, "</h1>\n");
 }
 
-static void
+void
 pages_reply(struct evhttp_request *req, int code, const char *reason,
     struct evbuffer *b)
 {
@@ -102,7 +91,7 @@ pages_reply(struct evhttp_request *req, int code, const char *reason,
 }
 
 /* A page of one sentence. */
-static void
+void
 pages_message(struct evhttp_request *req, int code, const char *reason,
     const char *title, const char *text)
 {
@@ -131,7 +120,7 @@ pages_on_close(struct evhttp_connection *evcon, void *arg)
 	w->closed = 1;
 }
 
-static struct pages_wait *
+struct pages_wait *
 pages_wait_new(struct evhttp_request *req, int64_t id, char *who, int post)
 {
 	struct pages_wait	*w;
@@ -149,7 +138,7 @@ pages_wait_new(struct evhttp_request *req, int64_t id, char *who, int post)
 }
 
 /* The answer is there: stop watching the client, and free. */
-static struct evhttp_request *
+struct evhttp_request *
 pages_wait_end(struct pages_wait *w)
 {
 	struct evhttp_request	*req = w->req;
@@ -160,7 +149,7 @@ pages_wait_end(struct pages_wait *w)
 	return (req);
 }
 
-static void
+void
 pages_wait_free(struct pages_wait *w)
 {
 	TAILQ_REMOVE(&pages_waits, w, entry);
@@ -170,7 +159,7 @@ pages_wait_free(struct pages_wait *w)
 }
 
 /* A row of the details table. */
-static void
+void
 pages_row(struct evbuffer *b, const char *name, const char *value)
 {
 	if (value == NULL || *value == '\0')
@@ -237,8 +226,8 @@ pages_on_ack_page(const PGresult *res, void *arg)
 		    "releases or discards them.</p>\n", PAGES_NAME_MAX,
 		    PAGES_NOTE_MAX);
 	}
-	pages_reply(req, 200, "OK", b);
-	evbuffer_free(b);
+	pages_closeout_more(w, b);
+	return;
 out:
 	pages_wait_free(w);
 }
@@ -416,6 +405,10 @@ pages_ack(struct vialwatchd *vw, struct evhttp_request *req,
 		    "the email. Open it from the email again.");
 		return;
 	}
+	if (cmd == EVHTTP_REQ_POST && pages_closeout_wanted(req)) {
+		pages_closeout_post(pc, req, xid, who);
+		return;
+	}
 	if (cmd == EVHTTP_REQ_POST && pages_form(req, &name, &note) != 0) {
 		free(who);
 		return;
@@ -430,6 +423,7 @@ pages_ack(struct vialwatchd *vw, struct evhttp_request *req,
 		return;
 	}
 	w = pages_wait_new(req, xid, who, cmd == EVHTTP_REQ_POST);
+	w->pc = pc;
 	snprintf(id, sizeof id, "%lld", (long long)xid);
 	p[0] = id;
 	if (w->post) {

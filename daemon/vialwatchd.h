@@ -15,6 +15,7 @@ struct spool;
 struct excursion;
 struct outbox;
 struct reminder;
+struct checks;
 struct retention;
 struct seal;
 struct calibration;
@@ -29,6 +30,7 @@ struct vialwatchd {
 	struct excursion	*excursion;
 	struct outbox		*outbox;
 	struct reminder		*reminder;
+	struct checks		*checks;
 	struct retention	*retention;
 	struct archive		*archive;
 	struct heartbeat	*heartbeat;

@@ -40,6 +40,8 @@ HEADER = ["clinic", "fridge", "timezone", "low_c", "high_c", "date",
           "longest_gap_min", "excursions", "excursion_kind",
           "excursion_started", "excursion_ended", "excursion_peak_c",
           "affected_lots", "acknowledged_by", "acknowledged_at", "action",
+          "excursion_closed_out", "check", "checked_by", "checked_at",
+          "check_current_c", "check_min_c", "check_max_c", "check_note",
           "calibration"]
 
 
