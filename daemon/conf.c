@@ -118,6 +118,10 @@ static const struct conf_key conf_keys[] = {
 	{ SECTION_SOURCE, "unit", CONF_SPECIAL, S(unit), 0, 0 },
 	{ SECTION_SOURCE, "temperature", CONF_STRING, S(temperature), 0, 0 },
 	{ SECTION_SOURCE, "timestamp", CONF_STRING, S(timestamp), 0, 0 },
+	{ SECTION_SOURCE, "door", CONF_STRING, S(door), 0, 0 },
+	{ SECTION_SOURCE, "door_open_value", CONF_STRING, S(door_open_value),
+	    0, 0 },
+	{ SECTION_SOURCE, "power", CONF_STRING, S(power), 0, 0 },
 
 	{ SECTION_SMTP, "url", CONF_SPECIAL, C(smtp_url), 0, 0 },
 	{ SECTION_SMTP, "tls", CONF_SPECIAL, C(smtp_tls_required), 0, 0 },
@@ -886,10 +890,13 @@ conf_check_headers(struct conf_parse *p)
 			else if ((src->temperature != NULL &&
 			    src->format != FORMAT_JSON &&
 			    src->format != FORMAT_TTN) ||
-			    (src->timestamp != NULL &&
+			    ((src->timestamp != NULL || src->door != NULL ||
+			    src->door_open_value != NULL ||
+			    src->power != NULL) &&
 			    src->format != FORMAT_JSON))
 				conf_error(p, h->line, "[source %s]: "
-				    "temperature and timestamp are for format "
+				    "temperature and timestamp (and door, "
+				    "door_open_value, power) are for format "
 				    "json (and temperature for ttn)", h->name);
 		}
 		if (h->kind == SECTION_HOOK && !(h->seen &
@@ -1062,6 +1069,9 @@ conf_free(struct conf *c)
 		free(c->sources[i].topic);
 		free(c->sources[i].temperature);
 		free(c->sources[i].timestamp);
+		free(c->sources[i].door);
+		free(c->sources[i].door_open_value);
+		free(c->sources[i].power);
 	}
 	free(c->sources);
 	for (i = 0; i < c->nhooks; i++) {

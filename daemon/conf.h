@@ -30,6 +30,9 @@ struct source {
 	char			 unit;		/* 'C' or 'F' */
 	char			*temperature;	/* json: pointer; ttn: field */
 	char			*timestamp;	/* json: pointer or NULL */
+	char			*door;		/* json: pointer or NULL */
+	char			*door_open_value; /* json: what means open */
+	char			*power;		/* json: pointer or NULL */
 	int			 line;
 	int			 metric;	/* index in metrics, set by main */
 };
