@@ -138,6 +138,8 @@ static const struct conf_key conf_keys[] = {
 	{ SECTION_ALERTS, "repeat_every", CONF_DURATION,
 	    C(alerts_repeat_every_ms), SEC, 0 },
 	{ SECTION_ALERTS, "watch", CONF_SPECIAL, C(alerts_watch_own), 0, 0 },
+	{ SECTION_ALERTS, "maintenance_max", CONF_DURATION,
+	    C(alerts_maintenance_max_ms), SEC, 7 * 24 * 3600 * SEC },
 
 	{ SECTION_REMINDERS, "scan_interval", CONF_DURATION,
 	    C(reminders_scan_interval_ms), SEC, 0 },
@@ -158,7 +160,7 @@ static const struct conf_key conf_keys[] = {
 static const char *conf_events[] = {
 	"excursion.open", "excursion.alarm", "excursion.escalate",
 	"excursion.close", "excursion.ack", "sensor.offline", "sensor.online",
-	"battery.low", NULL
+	"battery.low", "excursion.warning", NULL
 };
 
 static const char *conf_format_names[FORMAT_COUNT] = {
@@ -955,6 +957,7 @@ conf_defaults(struct conf *c)
 	c->http_public_url = xstrdup("http://127.0.0.1:8470");
 	c->alerts_escalate_after_ms = 15 * 60 * SEC;
 	c->alerts_repeat_every_ms = 30 * 60 * SEC;
+	c->alerts_maintenance_max_ms = 4 * 3600 * SEC;
 	c->reminders_scan_interval_ms = 60 * SEC;
 	c->reminders_window_start = 9 * 60;
 	c->reminders_window_end = 18 * 60;

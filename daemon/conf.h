@@ -95,6 +95,7 @@ struct conf {
 	int64_t		 alerts_escalate_after_ms;
 	int64_t		 alerts_repeat_every_ms;
 	int		 alerts_watch_own;	/* only what [source]s deliver */
+	int64_t		 alerts_maintenance_max_ms; /* longest window */
 
 	/* [reminders] */
 	int64_t		 reminders_scan_interval_ms;

@@ -51,6 +51,14 @@
 #define STATUS_LOCAL(x)							\
     "to_char(" x " at time zone c.timezone, 'YYYY-MM-DD HH24:MI')"
 
+/* Maintenance (until when) or defrost: alarms page nobody now. */
+#define STATUS_HOLD							\
+    " cross join lateral (select case vialwatch.fridge_hold(f.id, now())"	\
+    "  when 'maintenance' then 'maintenance until ' || (select "	\
+    STATUS_LOCAL("max(m.ends_at)") " from vialwatch.maintenance_report m" \
+    "  where m.fridge_id = f.id and m.active) else"			\
+    "  vialwatch.fridge_hold(f.id, now()) end as what) hold"
+
 /*
  * Per fridge: the shown columns (0-5), then those for JSON.  A fridge
  * whose newest reading is older than offline_after is offline even when
@@ -60,7 +68,7 @@ static const char status_fridges_sql[] =
     "select fs.clinic, fs.fridge,"
     " coalesce(round(fs.last_temp_c::numeric, 1)::text, '-'),"
     " coalesce(" STATUS_AGE("fs.last_reading_at") ", '-'),"
-    " st.state,"
+    " st.state || coalesce(', ' || hold.what, ''),"
     " case when x.open = 0 then '-' else x.open || ' open' ||"
     "  case when x.unacked > 0 then ', ' || x.unacked"
     "  || ' NOT ACKNOWLEDGED' when x.alarmed > 0 then ', acknowledged'"
@@ -68,9 +76,11 @@ static const char status_fridges_sql[] =
     " fs.clinic_id, fs.fridge_id, fs.kind, fs.low_c, fs.high_c,"
     " fs.last_temp_c, " STATUS_ISO("fs.last_reading_at") ","
     " extract(epoch from now() - fs.last_reading_at)::bigint,"
-    " fs.last_sensor_key, x.open, x.unacked, fs.excursion_id"
+    " fs.last_sensor_key, x.open, x.unacked, fs.excursion_id, hold.what"
     " from vialwatch.fridge_status fs"
     " join vialwatch.fridge f on f.id = fs.fridge_id"
+    " join vialwatch.clinic c on c.id = fs.clinic_id"
+    STATUS_HOLD
     " cross join lateral (select case"
     "  when fs.state = 'alarm' and fs.excursion_kind = 'offline'"
     "  then 'offline'"
@@ -157,7 +167,7 @@ static const struct status_col status_fridge_cols[] = {
 	{ "last_reading_at", 12, 's' }, { "last_reading_age_s", 13, 'i' },
 	{ "sensor", 14, 's' }, { "state", 4, 's' },
 	{ "open_excursions", 15, 'i' }, { "unacknowledged", 16, 'i' },
-	{ "excursion_id", 17, 'i' },
+	{ "excursion_id", 17, 'i' }, { "hold", 18, 's' },
 };
 
 static const struct status_col status_excursion_cols[] = {

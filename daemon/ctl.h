@@ -58,6 +58,9 @@ int		 ctl_import(struct ctl *, int, char **);
 /* ctl-status.c */
 int		 ctl_status(struct ctl *, int, char **);
 
+/* ctl-maintenance.c */
+int		 ctl_maintenance(struct ctl *, int, char **);
+
 /* ctl-report.c */
 int		 ctl_report(struct ctl *, int, char **);
 

@@ -12,7 +12,7 @@ struct reading;
 struct vialwatchd;
 struct excursion;
 
-#define EXCURSION_KINDS	(RULES_BATTERY + 1)
+#define EXCURSION_KINDS	RULES_KIND_COUNT
 
 struct excursion *excursion_new(struct vialwatchd *);
 void		 excursion_start(struct excursion *);
