@@ -267,8 +267,8 @@ begin
 		    'at %s to %s °C.\n\nSensor:    %s\nExcursion: %s\n',
 		    f.name, c.name, since, case when e.peak_c is null then
 		    'is off or has gone offline' else format('draws %s W, '
-		    'under %s W', round(e.peak_c::numeric, 1),
-		    round(f.power_min_w::numeric, 1)) end, f.kind,
+		    'under %s W', round(e.peak_c::numeric, 1)::float8,
+		    round(f.power_min_w::numeric, 1)::float8) end, f.kind,
 		    round(f.low_c::numeric, 1), round(f.high_c::numeric, 1),
 		    skey, e.id);
 	elsif e.kind = 'power' then
