@@ -27,6 +27,28 @@ struct report_args {
 };
 
 /*
+ * Door openings and the longest, minutes without power, maintenance windows
+ * (sql/016_inputs.sql: daily_inputs, maintenance_report), after the others.
+ */
+#define REPORT_INPUT_COLUMNS \
+    "di.door_openings, round(di.door_longest_min::numeric, 1)," \
+    " di.power_cuts, round(di.power_off_min::numeric, 1)," \
+    " round(di.maintenance_min::numeric, 1), mw.windows "
+#define REPORT_INPUT_JOINS \
+    "left join vialwatch.daily_inputs di on di.fridge_id = f.id" \
+    "    and di.day = d.day " \
+    "left join lateral (" \
+    "  select string_agg(format('%s-%s %s (%s)', to_char(m.starts_at" \
+    "      at time zone f.timezone, 'HH24:MI'), to_char(m.ends_at" \
+    "      at time zone f.timezone, 'HH24:MI'), regexp_replace(m.reason," \
+    "      '\\s+', ' ', 'g'), m.started_by), e'\\n' order by m.starts_at)" \
+    "      as windows" \
+    "  from vialwatch.maintenance_report m" \
+    "  where m.fridge_id = f.id and m.starts_at < d.day_end" \
+    "      and m.ends_at > d.day_start" \
+    ") mw on true "
+
+/*
  * One row per day of the month ($2, its first day) for fridge $1, or none
  * when there is no such fridge.  An excursion is listed on every day it
  * overlaps, one per line in each of its columns, in clinic-local time.
@@ -57,9 +79,10 @@ static const char report_sql[] =
     "    round((extract(epoch from ds.longest_gap) / 60)::numeric, 1),"
     "    case when ds.day is not null or x.n > 0 then x.n end,"
     "    x.kind, x.started, x.ended, x.peak, x.lots, x.acked_by,"
-    "    x.acked_at, x.action "
+    "    x.acked_at, x.action, " REPORT_INPUT_COLUMNS
     "from f cross join d "
     "left join ds on ds.day = d.day "
+    REPORT_INPUT_JOINS
     "left join lateral ("
     "  select count(*) as n,"
     "    string_agg(e.kind, e'\\n' order by e.started_at, e.excursion_id)"
@@ -116,6 +139,12 @@ static const struct {
 	{ "acknowledged_by", 1 },
 	{ "acknowledged_at", 0 },
 	{ "action", 1 },
+	{ "door_openings", 0 },
+	{ "door_longest_min", 0 },
+	{ "power_cuts", 0 },
+	{ "power_off_min", 0 },
+	{ "maintenance_min", 0 },
+	{ "maintenance", 1 },
 };
 #define REPORT_NCOLUMNS (sizeof report_columns / sizeof report_columns[0])
 

@@ -929,7 +929,8 @@ $$;
 -- Beside daily_summary: per fridge and clinic-local day, the door
 -- openings (each door excursion, alarmed or not) and the longest one,
 -- the power cuts and their minutes, and the minutes under maintenance.
--- From the fridge's creation to today; filter on fridge_id and day.
+-- From the fridge's creation (or its first excursion or window, if
+-- earlier) to today; filter on fridge_id and day.
 create view vialwatch.daily_inputs as
 select
 	f.id as fridge_id,
@@ -941,8 +942,14 @@ select
 	mt.maintenance_min
 from vialwatch.fridge f
 join vialwatch.clinic c on c.id = f.clinic_id
+cross join lateral (
+	select least(f.created_at, (select min(e.started_at)
+	    from vialwatch.excursion e where e.fridge_id = f.id),
+	    (select min(m.starts_at) from vialwatch.maintenance m
+	    where m.fridge_id = f.id)) as since
+) since
 cross join lateral generate_series(
-	(f.created_at at time zone c.timezone)::date::timestamp,
+	(since.since at time zone c.timezone)::date::timestamp,
 	(now() at time zone c.timezone)::date::timestamp,
 	interval '1 day') as g(d)
 cross join lateral (

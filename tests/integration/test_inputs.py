@@ -286,3 +286,35 @@ def test_warning_sends_one_email_and_no_escalation(daemon, db, mqtt_broker,
     wait_for(lambda: by_subject(smtp.messages(), "Recovered") or None, 20,
              "the alarm's recovery email")
     assert len(emails_of(db, w["id"])) == 2
+
+
+def test_monthly_log_counts_doors_and_windows(db, clean_db, tmp_path):
+    """The monthly log: door openings and the longest, power cuts, and the
+    maintenance windows of each day, beside the temperatures."""
+    import csv
+    import io
+    from conftest import ctl_config
+    from test_excursions import insert
+
+    f = setup_fridge(db)
+    day = datetime.datetime(2025, 3, 10, 15, 0, tzinfo=datetime.timezone.utc)
+    for start, minutes in [(day, 2.5), (day + datetime.timedelta(hours=1),
+                                        7.0)]:
+        insert(db, "excursion", fridge_id=f["fridge"], sensor_id=f["sensor"],
+               kind="door", started_at=start, minutes_out=minutes,
+               ended_at=start + datetime.timedelta(minutes=minutes))
+    insert(db, "maintenance", fridge_id=f["fridge"], starts_at=day,
+           ends_at=day + datetime.timedelta(minutes=45), reason="restocking",
+           started_by=f["contacts"]["dana"])
+    conf = ctl_config(tmp_path / "ctl.conf", db.info.dsn, tmp_path)
+    r = run_ctl(["report", "--fridge", f["fridge"], "--month", "2025-03"],
+                conf)
+    assert r.returncode == 0, r.stderr
+    by_day = {row["date"]: row for row in csv.DictReader(io.StringIO(r.stdout))}
+    row = by_day["2025-03-10"]
+    assert (row["door_openings"], row["door_longest_min"]) == ("2", "7.0")
+    assert row["power_cuts"] == "0"
+    assert float(row["maintenance_min"]) == 45
+    assert row["maintenance"] == "10:00-10:45 restocking (dana@lakeview.example)"
+    assert by_day["2025-03-11"]["door_openings"] == "0"
+    assert by_day["2025-03-11"]["maintenance"] == ""

@@ -39,7 +39,9 @@ HEADER = ["clinic", "fridge", "timezone", "low_c", "high_c", "date",
           "min_c", "max_c", "mean_c", "mkt_c", "minutes_out", "readings",
           "longest_gap_min", "excursions", "excursion_kind",
           "excursion_started", "excursion_ended", "excursion_peak_c",
-          "affected_lots", "acknowledged_by", "acknowledged_at", "action"]
+          "affected_lots", "acknowledged_by", "acknowledged_at", "action",
+          "door_openings", "door_longest_min", "power_cuts", "power_off_min",
+          "maintenance_min", "maintenance"]
 
 
 # --- helpers --------------------------------------------------------------
