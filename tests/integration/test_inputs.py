@@ -318,3 +318,64 @@ def test_monthly_log_counts_doors_and_windows(db, clean_db, tmp_path):
     assert row["maintenance"] == "10:00-10:45 restocking (dana@lakeview.example)"
     assert by_day["2025-03-11"]["door_openings"] == "0"
     assert by_day["2025-03-11"]["maintenance"] == ""
+
+
+def test_door_and_power_readings_come_back_from_the_spool(daemon, db, pg,
+                                                          mqtt_broker):
+    """Door states and watts go through the spool like temperatures: killed
+    while the database holds them back, the daemon stores each once after
+    its restart."""
+    from test_spool import kill9
+
+    d = daemon(overrides=TASMOTA)
+    with pg.connect("vialwatch", autocommit=False) as lock:
+        lock.execute("lock table vialwatch.input_reading in share mode")
+        for i, contact in enumerate([False, True, False]):
+            publish(mqtt_broker.port, [("zigbee2mqtt/spool-door", {
+                "contact": contact,
+                "last_seen": int(now().timestamp() * 1000) - 3 + i})])
+        publish(mqtt_broker.port, [("tele/spool-plug/SENSOR", {
+            "ENERGY": {"Power": w}}) for w in (60, 0.5)])
+        wait_for(lambda: d.metric("vialwatch_readings_pending") >= 5, 20,
+                 "five readings held for the database")
+        kill9(d)
+        lock.rollback()
+    d.start()
+    d.wait_healthy(timeout=30)
+    got = wait_for(lambda: (lambda r: r if len(r) >= 5 else None)(rows(
+        db, "select s.key, s.kind, i.door_open, i.power_w from "
+        "vialwatch.input_reading i join vialwatch.sensor s on "
+        "s.id = i.sensor_id order by s.key, i.ts")), 30, "five rows")
+    assert [(r["key"], r["kind"], r["door_open"], r["power_w"])
+            for r in got] == [
+        ("tele/spool-plug/SENSOR/ENERGY", "power", None, 60.0),
+        ("tele/spool-plug/SENSOR/ENERGY", "power", None, 0.5),
+        ("zigbee2mqtt/spool-door", "door", True, None),
+        ("zigbee2mqtt/spool-door", "door", False, None),
+        ("zigbee2mqtt/spool-door", "door", True, None)]
+    assert d.metric("vialwatch_spool_replayed_total") >= 5
+
+
+def test_open_door_alarms_on_time_across_a_restart(daemon, db, mqtt_broker,
+                                                   smtp):
+    """An open door's excursion is rebuilt at start: it alarms at
+    started_at + door_alarm_after although the daemon restarted."""
+    delay = datetime.timedelta(seconds=12)
+    f = setup_fridge(db, door_alarm_after=delay)
+    key = "zigbee2mqtt/restart-door"
+    sensor = add_sensor(db, f, key)
+    d = daemon()
+    wait_loaded(d, sensors=2)
+    door(mqtt_broker, key, False)
+    [x] = wait_excursion(db, sensor, lambda xs: True, "the door open",
+                         kind="door")
+    assert d.stop() == 0
+    assert now() < x["started_at"] + delay, "too slow to test this"
+    d.start()
+    d.wait_healthy()
+    [x] = wait_excursion(db, sensor, lambda xs: xs[0]["alarmed_at"],
+                         "the door alarm", timeout=30, kind="door")
+    late = x["alarmed_at"] - (x["started_at"] + delay)
+    assert datetime.timedelta(0) <= late < datetime.timedelta(seconds=4), x
+    assert len(excursions(db, sensor, "door")) == 1
+    smtp.wait_messages(2)
