@@ -330,6 +330,31 @@ exc_pop(struct excursion *ex)
 	ex->qseq++;
 }
 
+/* Say what happened to a door, power or warning excursion. */
+static void
+exc_log_input(const struct exc_sensor *es, const struct rules_event *ev)
+{
+	static const char	*what[] = {
+		[RULES_DOOR] = "door open", [RULES_POWER] = "no power",
+		[RULES_WARNING] = "warning"
+	};
+	const struct rules_excursion	*x = &ev->x;
+	const char			*w = what[x->kind];
+	long long			 fridge = (long long)ev->fridge_id;
+
+	if (ev->type == RULES_EV_ALARM && x->kind != RULES_WARNING)
+		slog_warnx(es->key, "sensor %s: %s on fridge %lld for %.1f min: "
+		    "alarm", es->key, w, fridge, x->minutes_out);
+	else if (ev->type == RULES_EV_ALARM || ev->type == RULES_EV_OPEN ||
+	    ev->type == RULES_EV_CLOSE)
+		log_info("sensor %s: %s on fridge %lld %s", es->key, w, fridge,
+		    ev->type == RULES_EV_ALARM ? "sent" : ev->type ==
+		    RULES_EV_OPEN ? "started" : "over");
+	else
+		log_debug("sensor %s: %s on fridge %lld for %.1f min", es->key,
+		    w, fridge, x->minutes_out);
+}
+
 /* Say what happened, naming the sensor. */
 static void
 exc_log(const struct exc_sensor *es, const struct rules_event *ev)
@@ -338,6 +363,10 @@ exc_log(const struct exc_sensor *es, const struct rules_event *ev)
 	const char			*kind = rules_kind_name(x->kind);
 	long long			 fridge = (long long)ev->fridge_id;
 
+	if (x->kind >= RULES_DOOR) {
+		exc_log_input(es, ev);
+		return;
+	}
 	switch (ev->type) {
 	case RULES_EV_OPEN:
 		log_info("sensor %s: %s excursion on fridge %lld started: "
