@@ -255,7 +255,8 @@ static const struct import_column lot_columns[] = {
 
 /* A lot's status is the excursions' and the admins' decision: kept. */
 static const char lot_upsert[] =
-    "with src as (select f.id as fridge_id, r.product, r.lot_number,"
+    "with src as (select r.line, f.id as fridge_id, r.product,"
+    " r.lot_number,"
     " case when " IMPORT_GIVEN("expires_on") " then r.expires_on"
     "  else old.expires_on end as expires_on,"
     " case when " IMPORT_GIVEN("quantity") " then r.quantity"
@@ -269,6 +270,7 @@ static const char lot_upsert[] =
     "), up as (insert into vialwatch.lot as t (fridge_id, product,"
     " lot_number, expires_on, quantity)"
     " select fridge_id, product, lot_number, expires_on, quantity from src"
+    " order by line"
     " on conflict (fridge_id, product, lot_number) do update"
     " set (expires_on, quantity) = (excluded.expires_on, excluded.quantity)"
     " where (t.expires_on, t.quantity)"
