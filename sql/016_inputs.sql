@@ -346,8 +346,9 @@ as $$
 $$;
 
 -- Replaces 006's excursion_notify, adding its first two statements:
--- excursion_event_apply() queues "battery" for the kinds it does not
--- know, which for door, power and warning is their alarm; and alarms
+-- excursion_event_apply() queues "battery" (without the temperature,
+-- which excursion_event() left in vialwatch.event_temp) for the kinds it
+-- does not know, which for door, power and warning is their alarm; and alarms
 -- held by a maintenance window or defrost wait (excursion_page_held).
 create or replace function vialwatch.excursion_notify(what text,
     e vialwatch.excursion, temp_c double precision,
@@ -361,6 +362,8 @@ declare
 begin
 	if e.kind in ('door', 'power', 'warning') and what = 'battery' then
 		what := 'alarm';
+		temp_c := nullif(current_setting('vialwatch.event_temp', true),
+		    '')::double precision;
 	end if;
 	if vialwatch.excursion_silenced(what, e) then
 		return;
@@ -498,7 +501,8 @@ end;
 $$;
 
 -- Replaces 006's excursion_event (the advisory-lock wrapper) to call
--- excursion_event_inputs() after excursion_event_apply().
+-- excursion_event_inputs() after excursion_event_apply(), and to leave
+-- the latest temperature for excursion_notify().
 create or replace function vialwatch.excursion_event(p_event text,
     p_fridge bigint, p_sensor bigint, p_kind text, p_started timestamptz,
     p_alarmed timestamptz, p_ended timestamptz, p_peak double precision,
@@ -513,6 +517,8 @@ declare
 begin
 	perform pg_advisory_xact_lock(hashtext('vialwatch.excursion_event'),
 	    (coalesce(p_sensor, 0) % 2147483647)::integer);
+	perform set_config('vialwatch.event_temp', coalesce(p_temp::text, ''),
+	    true);
 	v_id := vialwatch.excursion_event_apply(p_event, p_fridge, p_sensor,
 	    p_kind, p_started, p_alarmed, p_ended, p_peak, p_minutes,
 	    p_degree_minutes, p_temp, p_battery);

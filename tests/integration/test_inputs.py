@@ -4,8 +4,12 @@ SMTP catcher.  The delays are shortened in each test's fridge row so that
 a door "left open" pages in seconds, not minutes.
 """
 
+import csv
 import datetime
+import io
 import json
+
+import pytest
 
 from servers import publish, run_ctl, wait_for
 from test_excursions import (SOURCES, excursions, message, now, rows,
@@ -291,8 +295,6 @@ def test_warning_sends_one_email_and_no_escalation(daemon, db, mqtt_broker,
 def test_monthly_log_counts_doors_and_windows(db, clean_db, tmp_path):
     """The monthly log: door openings and the longest, power cuts, and the
     maintenance windows of each day, beside the temperatures."""
-    import csv
-    import io
     from conftest import ctl_config
     from test_excursions import insert
 
@@ -379,3 +381,50 @@ def test_open_door_alarms_on_time_across_a_restart(daemon, db, mqtt_broker,
     assert datetime.timedelta(0) <= late < datetime.timedelta(seconds=4), x
     assert len(excursions(db, sensor, "door")) == 1
     smtp.wait_messages(2)
+
+
+def test_zigbee_plug_offline_is_a_power_alarm(daemon, db, mqtt_broker, smtp):
+    """A plug saying it is offline (zigbee2mqtt availability): a power
+    excursion alarmed at once; its next good reading ends it."""
+    f = setup_fridge(db)
+    key = "zigbee2mqtt/botox-plug"
+    sensor = add_sensor(db, f, key)
+    d = daemon()
+    wait_loaded(d, sensors=2)
+    publish(mqtt_broker.port, [(key, {"power": 64.0, "state": "ON"})])
+    wait_for(lambda: rows(db, "select kind from vialwatch.sensor where id = "
+                          "%s and kind = 'power'", [sensor]), 20,
+             "the sensor known as a plug")
+    wait_loaded(d, sensors=2, loads=2)
+    publish(mqtt_broker.port, [(key + "/availability", {"state": "offline"})])
+    [x] = wait_excursion(db, sensor, lambda xs: xs[0]["alarmed_at"],
+                         "power alarmed", kind="power")
+    assert x["alarmed_at"] == x["started_at"] and x["peak_c"] is None
+    msgs = smtp.wait_messages(2)
+    assert "is off or has gone offline" in by_subject(
+        msgs, "POWER LOST")[0].get_content()
+    assert excursions(db, sensor, "offline") == []
+    publish(mqtt_broker.port, [(key, {"power": 61.0, "state": "ON"})])
+    wait_excursion(db, sensor, lambda xs: xs[0]["ended_at"], "power back",
+                   kind="power")
+
+
+def test_defrost_schedule(db, clean_db):
+    """defrost_every and defrost_for, counted from the clinic's local
+    midnight, hold a fridge; a defrost longer than its period is refused."""
+    f = setup_fridge(db, defrost_every="6 hours", defrost_for="20 minutes")
+
+    def hold(local):
+        return db.execute(
+            "select vialwatch.fridge_hold(%s, (%s::timestamp at time zone "
+            "'America/Chicago'))", [f["fridge"], local]).fetchone()[0]
+    assert hold("2025-03-10 06:05") == "defrost"
+    assert hold("2025-03-10 00:00") == "defrost"
+    assert hold("2025-03-10 18:19:59") == "defrost"
+    assert hold("2025-03-10 06:20") is None
+    assert hold("2025-03-10 11:59") is None
+    # The day clocks go forward (9 March 2025): still local wall time.
+    assert hold("2025-03-09 06:10") == "defrost"
+    with pytest.raises(Exception, match="fridge_defrost_both"):
+        db.execute("update vialwatch.fridge set defrost_for = '7 hours' "
+                   "where id = %s", [f["fridge"]])
