@@ -124,6 +124,10 @@ static const struct conf_key conf_keys[] = {
 	{ SECTION_SOURCE, "unit", CONF_SPECIAL, S(unit), 0, 0 },
 	{ SECTION_SOURCE, "temperature", CONF_STRING, S(temperature), 0, 0 },
 	{ SECTION_SOURCE, "timestamp", CONF_STRING, S(timestamp), 0, 0 },
+	{ SECTION_SOURCE, "door", CONF_STRING, S(door), 0, 0 },
+	{ SECTION_SOURCE, "door_open_value", CONF_STRING, S(door_open_value),
+	    0, 0 },
+	{ SECTION_SOURCE, "power", CONF_STRING, S(power), 0, 0 },
 
 	{ SECTION_SMTP, "url", CONF_SPECIAL, C(smtp_url), 0, 0 },
 	{ SECTION_SMTP, "tls", CONF_SPECIAL, C(smtp_tls_required), 0, 0 },
@@ -144,6 +148,8 @@ static const struct conf_key conf_keys[] = {
 	    C(alerts_keep_notifications_ms), 86400 * SEC, 0 },
 	{ SECTION_ALERTS, "daemon_silent_after", CONF_DURATION,
 	    C(alerts_daemon_silent_after_ms), 5 * SEC, 0 },
+	{ SECTION_ALERTS, "maintenance_max", CONF_DURATION,
+	    C(alerts_maintenance_max_ms), SEC, 7 * 24 * 3600 * SEC },
 
 	{ SECTION_REMINDERS, "scan_interval", CONF_DURATION,
 	    C(reminders_scan_interval_ms), SEC, 0 },
@@ -169,7 +175,7 @@ static const struct conf_key conf_keys[] = {
 static const char *conf_events[] = {
 	"excursion.open", "excursion.alarm", "excursion.escalate",
 	"excursion.close", "excursion.ack", "sensor.offline", "sensor.online",
-	"battery.low", NULL
+	"battery.low", "excursion.warning", NULL
 };
 
 static const char *conf_format_names[FORMAT_COUNT] = {
@@ -908,10 +914,13 @@ conf_check_headers(struct conf_parse *p)
 			else if ((src->temperature != NULL &&
 			    src->format != FORMAT_JSON &&
 			    src->format != FORMAT_TTN) ||
-			    (src->timestamp != NULL &&
+			    ((src->timestamp != NULL || src->door != NULL ||
+			    src->door_open_value != NULL ||
+			    src->power != NULL) &&
 			    src->format != FORMAT_JSON))
 				conf_error(p, h->line, "[source %s]: "
-				    "temperature and timestamp are for format "
+				    "temperature and timestamp (and door, "
+				    "door_open_value, power) are for format "
 				    "json (and temperature for ttn)", h->name);
 		}
 		if (h->kind == SECTION_HOOK && !(h->seen &
@@ -996,6 +1005,7 @@ conf_defaults(struct conf *c)
 	c->alerts_repeat_every_ms = 30 * 60 * SEC;
 	c->alerts_keep_notifications_ms = 400 * 86400 * SEC;
 	c->alerts_daemon_silent_after_ms = 5 * 60 * SEC;
+	c->alerts_maintenance_max_ms = 4 * 3600 * SEC;
 	c->reminders_scan_interval_ms = 60 * SEC;
 	c->reminders_window_start = 9 * 60;
 	c->reminders_window_end = 18 * 60;
@@ -1113,6 +1123,9 @@ conf_free(struct conf *c)
 		free(c->sources[i].topic);
 		free(c->sources[i].temperature);
 		free(c->sources[i].timestamp);
+		free(c->sources[i].door);
+		free(c->sources[i].door_open_value);
+		free(c->sources[i].power);
 	}
 	free(c->sources);
 	for (i = 0; i < c->nhooks; i++) {

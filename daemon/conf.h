@@ -33,6 +33,9 @@ struct source {
 	char			 unit;		/* 'C' or 'F' */
 	char			*temperature;	/* json: pointer; ttn: field */
 	char			*timestamp;	/* json: pointer or NULL */
+	char			*door;		/* json: pointer or NULL */
+	char			*door_open_value; /* json: what means open */
+	char			*power;		/* json: pointer or NULL */
 	int			 line;
 	int			 metric;	/* index in metrics, set by main */
 };
@@ -99,6 +102,7 @@ struct conf {
 	int		 alerts_watch_own;	/* only what [source]s deliver */
 	int64_t		 alerts_keep_notifications_ms;	/* archive.c */
 	int64_t		 alerts_daemon_silent_after_ms;	/* heartbeat.c */
+	int64_t		 alerts_maintenance_max_ms; /* longest window */
 
 	/* [reminders] */
 	int64_t		 reminders_scan_interval_ms;

@@ -30,6 +30,28 @@ struct report_args {
 };
 
 /*
+ * Door openings and the longest, minutes without power, maintenance windows
+ * (sql/016_inputs.sql: daily_inputs, maintenance_report), after the others.
+ */
+#define REPORT_INPUT_COLUMNS \
+    "di.door_openings, round(di.door_longest_min::numeric, 1)," \
+    " di.power_cuts, round(di.power_off_min::numeric, 1)," \
+    " round(di.maintenance_min::numeric, 1), mw.windows "
+#define REPORT_INPUT_JOINS \
+    "left join vialwatch.daily_inputs di on di.fridge_id = f.id" \
+    "    and di.day = d.day " \
+    "left join lateral (" \
+    "  select string_agg(format('%s-%s %s (%s)', to_char(m.starts_at" \
+    "      at time zone f.timezone, 'HH24:MI'), to_char(m.ends_at" \
+    "      at time zone f.timezone, 'HH24:MI'), regexp_replace(m.reason," \
+    "      '\\s+', ' ', 'g'), m.started_by), e'\\n' order by m.starts_at)" \
+    "      as windows" \
+    "  from vialwatch.maintenance_report m" \
+    "  where m.fridge_id = f.id and m.starts_at < d.day_end" \
+    "      and m.ends_at > d.day_start" \
+    ") mw on true "
+
+/*
  * One row per day of the month ($2, its first day) for fridge $1, or none
  * when there is no such fridge.  An excursion is listed on every day it
  * overlaps, one per line in each of its columns, in clinic-local time.
@@ -68,9 +90,11 @@ static const char report_sql[] =
     "    sign(d.day - (now() at time zone f.timezone)::date),"
     "    now() >= vialwatch.check_instant(f.timezone, d.day, f.check_by),"
     "    d.day < f.since,"
-    "    coalesce(vialwatch.calibration_note(f.id, d.day), 'ok') "
+    "    coalesce(vialwatch.calibration_note(f.id, d.day), 'ok'), "
+    REPORT_INPUT_COLUMNS
     "from f cross join d "
     "left join ds on ds.day = d.day "
+    REPORT_INPUT_JOINS
     "cross join lateral ("
     "  select count(*) as n,"
     "    string_agg(regexp_replace(ct.name, '\\s+', ' ', 'g'), e'\\n'"
@@ -137,50 +161,58 @@ static const char report_sql[] =
 enum {
 	REPORT_SQL_WORKDAYS = 29, REPORT_SQL_CHECKED, REPORT_SQL_HOLIDAY,
 	REPORT_SQL_TODAY, REPORT_SQL_LATE, REPORT_SQL_BEFORE,
-	REPORT_SQL_CALIBRATION
+	REPORT_SQL_CALIBRATION,
+	REPORT_SQL_INPUTS,	/* the six of REPORT_INPUT_COLUMNS */
+	REPORT_SQL_NONE = -1
 };
 /*
  * The header row; a column marked text holds free text (see csv_field);
- * each column is that of report_sql at its index, but for "check", which
- * checkcal.c works out, and those after it, one further on.
+ * each is the column sql of report_sql, but for "check", which checkcal.c
+ * works out.
  */
 static const struct {
 	const char	*name;
 	int		 text;
+	int		 sql;		/* its column of report_sql */
 } report_columns[] = {
-	{ "clinic", 1 },
-	{ "fridge", 1 },
-	{ "timezone", 1 },
-	{ "low_c", 0 },
-	{ "high_c", 0 },
-	{ "date", 0 },
-	{ "min_c", 0 },
-	{ "max_c", 0 },
-	{ "mean_c", 0 },
-	{ "mkt_c", 0 },
-	{ "minutes_out", 0 },
-	{ "readings", 0 },
-	{ "longest_gap_min", 0 },
-	{ "excursions", 0 },
-	{ "excursion_kind", 0 },
-	{ "excursion_started", 0 },
-	{ "excursion_ended", 0 },
-	{ "excursion_peak_c", 0 },
-	{ "affected_lots", 1 },
-	{ "acknowledged_by", 1 },
-	{ "acknowledged_at", 0 },
-	{ "action", 1 },
-	{ "excursion_closed_out", 1 },
-	{ "check", 0 },
-	{ "checked_by", 1 },
-	{ "checked_at", 0 },
-	{ "check_current_c", 0 },
-	{ "check_min_c", 0 },
-	{ "check_max_c", 0 },
-	{ "check_note", 1 },
-	{ "calibration", 1 },
+	{ "clinic", 1, 0 },
+	{ "fridge", 1, 1 },
+	{ "timezone", 1, 2 },
+	{ "low_c", 0, 3 },
+	{ "high_c", 0, 4 },
+	{ "date", 0, 5 },
+	{ "min_c", 0, 6 },
+	{ "max_c", 0, 7 },
+	{ "mean_c", 0, 8 },
+	{ "mkt_c", 0, 9 },
+	{ "minutes_out", 0, 10 },
+	{ "readings", 0, 11 },
+	{ "longest_gap_min", 0, 12 },
+	{ "excursions", 0, 13 },
+	{ "excursion_kind", 0, 14 },
+	{ "excursion_started", 0, 15 },
+	{ "excursion_ended", 0, 16 },
+	{ "excursion_peak_c", 0, 17 },
+	{ "affected_lots", 1, 18 },
+	{ "acknowledged_by", 1, 19 },
+	{ "acknowledged_at", 0, 20 },
+	{ "action", 1, 21 },
+	{ "excursion_closed_out", 1, 22 },
+	{ "check", 0, REPORT_SQL_NONE },
+	{ "checked_by", 1, 23 },
+	{ "checked_at", 0, 24 },
+	{ "check_current_c", 0, 25 },
+	{ "check_min_c", 0, 26 },
+	{ "check_max_c", 0, 27 },
+	{ "check_note", 1, 28 },
+	{ "calibration", 1, REPORT_SQL_CALIBRATION },
+	{ "door_openings", 0, REPORT_SQL_INPUTS },
+	{ "door_longest_min", 0, REPORT_SQL_INPUTS + 1 },
+	{ "power_cuts", 0, REPORT_SQL_INPUTS + 2 },
+	{ "power_off_min", 0, REPORT_SQL_INPUTS + 3 },
+	{ "maintenance_min", 0, REPORT_SQL_INPUTS + 4 },
+	{ "maintenance", 1, REPORT_SQL_INPUTS + 5 },
 };
-#define REPORT_CHECK_COLUMN	23
 #define REPORT_NCOLUMNS (sizeof report_columns / sizeof report_columns[0])
 
 /*
@@ -255,14 +287,11 @@ report_write(FILE *f, PGresult *res)
 		for (j = 0; j < REPORT_NCOLUMNS; j++) {
 			if (j > 0)
 				fputc(',', f);
-			if (j == REPORT_CHECK_COLUMN)
+			if (report_columns[j].sql == REPORT_SQL_NONE)
 				fputs(report_check(res, i), f);
-			else if (j == REPORT_NCOLUMNS - 1)
-				report_field(f, PQgetvalue(res, i,
-				    REPORT_SQL_CALIBRATION), 1);
 			else
-				report_field(f, PQgetvalue(res, i, j < 23 ?
-				    (int)j : (int)j - 1),
+				report_field(f, PQgetvalue(res, i,
+				    report_columns[j].sql),
 				    report_columns[j].text);
 		}
 		fputs("\r\n", f);

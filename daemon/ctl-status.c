@@ -51,6 +51,14 @@
 #define STATUS_LOCAL(x)							\
     "to_char(" x " at time zone c.timezone, 'YYYY-MM-DD HH24:MI')"
 
+/* Maintenance (until when) or defrost: alarms page nobody now. */
+#define STATUS_HOLD							\
+    " cross join lateral (select case vialwatch.fridge_hold(f.id, now())"	\
+    "  when 'maintenance' then 'maintenance until ' || (select "	\
+    STATUS_LOCAL("max(m.ends_at)") " from vialwatch.maintenance_report m" \
+    "  where m.fridge_id = f.id and m.active) else"			\
+    "  vialwatch.fridge_hold(f.id, now()) end as what) hold"
+
 /*
  * Per fridge: the shown columns (0-5), then those for JSON.  A fridge
  * whose newest reading is older than offline_after is offline even when
@@ -60,7 +68,7 @@ static const char status_fridges_sql[] =
     "select fs.clinic, fs.fridge,"
     " coalesce(round(fs.last_temp_c::numeric, 1)::text, '-'),"
     " coalesce(" STATUS_AGE("fs.last_reading_at") ", '-'),"
-    " st.state,"
+    " st.state || coalesce(', ' || hold.what, ''),"
     " case when x.open = 0 then '-' else x.open || ' open' ||"
     "  case when x.unacked > 0 then ', ' || x.unacked"
     "  || ' NOT ACKNOWLEDGED' when x.alarmed > 0 then ', acknowledged'"
@@ -69,17 +77,20 @@ static const char status_fridges_sql[] =
     " fs.last_temp_c, " STATUS_ISO("fs.last_reading_at") ","
     " extract(epoch from now() - fs.last_reading_at)::bigint,"
     " fs.last_sensor_key, x.open, x.unacked, fs.excursion_id,"
-    " fs.calibration"
+    " fs.calibration, hold.what"
     " from vialwatch.fridge_status fs"
     " join vialwatch.fridge f on f.id = fs.fridge_id"
+    " join vialwatch.clinic c on c.id = fs.clinic_id"
+    STATUS_HOLD
     " cross join lateral (select case"
     "  when fs.state = 'alarm' and fs.excursion_kind = 'offline'"
     "  then 'offline'"
+    "  when fs.excursion_kind = 'warning' then 'warning'"
     "  when fs.state = 'ok' and fs.last_reading_at < now() - f.offline_after"
     "  then 'offline' else fs.state end as state) st"
     " cross join lateral (select count(*) as open,"
     "  count(*) filter (where e.alarmed_at is not null and e.acked_at is null"
-    "  and e.kind <> 'battery') as unacked,"
+    "  and e.kind not in ('battery', 'warning')) as unacked,"
     "  count(*) filter (where e.alarmed_at is not null) as alarmed"
     "  from vialwatch.excursion e"
     "  where e.fridge_id = fs.fridge_id and e.ended_at is null) x"
@@ -92,7 +103,8 @@ static const char status_excursions_sql[] =
     " coalesce(round(e.peak_c::numeric, 1)::text, '-'),"
     " case when e.acked_at is not null then e.acked_by || ', ' || "
     STATUS_LOCAL("e.acked_at") " when e.alarmed_at is not null and"
-    "  e.kind <> 'battery' then 'NOT ACKNOWLEDGED' else '-' end,"
+    "  e.kind not in ('battery', 'warning') then 'NOT ACKNOWLEDGED'"
+    "  else '-' end,"
     " e.id, c.id, f.id, " STATUS_ISO("e.started_at") ","
     " " STATUS_ISO("e.alarmed_at") ", e.peak_c, e.acked_at is not null,"
     " e.acked_by, " STATUS_ISO("e.acked_at")
@@ -159,6 +171,7 @@ static const struct status_col status_fridge_cols[] = {
 	{ "sensor", 14, 's' }, { "state", 4, 's' },
 	{ "open_excursions", 15, 'i' }, { "unacknowledged", 16, 'i' },
 	{ "excursion_id", 17, 'i' }, { "calibration", 18, 's' },
+	{ "hold", 19, 's' },
 };
 
 static const struct status_col status_excursion_cols[] = {

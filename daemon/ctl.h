@@ -140,6 +140,8 @@ int		 ctl_status(struct ctl *, int, char **);
 
 /* ctl-watchdog.c */
 int		 ctl_watchdog(struct ctl *, int, char **);
+/* ctl-maintenance.c */
+int		 ctl_maintenance(struct ctl *, int, char **);
 
 /* ctl-report.c */
 int		 ctl_report(struct ctl *, int, char **);

@@ -118,6 +118,26 @@ static const char db_setup_sql[] =
 /* The columns of reading_in. */
 #define DB_READING_COLUMNS	9
 #define DB_TS(x) "(timestamptz 'epoch' + " x " * interval '1 microsecond')"
+/*
+ * Door and power readings (types d, p, q: the value column holds the door
+ * state 1/0, watts, or on/off 1/0): their sensor's kind, and the rows of
+ * vialwatch.input_reading (sql/016_inputs.sql). A batch without any costs
+ * two scans of the staging table.
+ */
+#define DB_INPUT_SQL \
+    "update vialwatch.sensor s set kind = i.kind" \
+    " from (select distinct on (key) key, case kind when 'd' then 'door'" \
+    " else 'power' end as kind from pg_temp.reading_in" \
+    " where kind in ('d', 'p', 'q') order by key, ts desc) i" \
+    " where s.key = i.key and s.kind <> i.kind;" \
+    "insert into vialwatch.input_reading (sensor_id, ts, door_open, power_w," \
+    " power_on, received_at) select s.id, " DB_TS("r.ts") "," \
+    " case when r.kind = 'd' then r.temp_c <> 0 end," \
+    " case when r.kind = 'p' then r.temp_c end," \
+    " case when r.kind = 'q' then r.temp_c <> 0 end, " \
+    DB_TS("r.received_at") " from pg_temp.reading_in r" \
+    " join vialwatch.sensor s on s.key = r.key" \
+    " where r.kind in ('d', 'p', 'q') on conflict do nothing;"
 #define DB_SEEN_STEP "'10 seconds'"
 /*
  * One batch: COPY, register new sensors, refresh the others (a busy
@@ -149,6 +169,7 @@ static const char db_setup_sql[] =
     " from (select distinct on (key) key, kind, " DB_TS("ts") " as at" \
     " from pg_temp.reading_in where kind in ('o', 'n')" \
     " order by key, ts desc) a where s.key = a.key;" \
+    DB_INPUT_SQL \
     "insert into vialwatch.rejected_message (received_at, topic, payload," \
     " reason, code) select " DB_TS("received_at") ", topic, payload, reason," \
     " code" \
@@ -573,7 +594,8 @@ db_copy_int(struct db *db, int64_t v)
 
 /*
  * Queue one encoded row of a type: r b o n (a reading, battery, offline,
- * online) or j (a refused message). A new row is appended to the spool;
+ * online), d p q (a door state, watts, power on/off) or j (a refused
+ * message). A new row is appended to the spool;
  * a replayed one comes with its place there.
  */
 static void
@@ -633,7 +655,7 @@ db_spool_replay(void *arg, char type, const char *line, size_t len,
 {
 	struct db	*db = arg;
 
-	if (type == '\0' || strchr("rbonj", type) == NULL || len == 0 ||
+	if (type == '\0' || strchr("rbonjdpq", type) == NULL || len == 0 ||
 	    line[len - 1] != '\n') {
 		metrics.spool_corrupt++;
 		log_warnx("spool: a record of unknown type 0x%02x; skipped",
@@ -656,8 +678,8 @@ db_field_double(const char *f)
 }
 
 /*
- * The reading a spooled row of type r or b holds, for the rules: its
- * fields as db_push_reading writes them. 0, or -1 for any other row.
+ * The reading a spooled row of type r, b, d, p or q holds, for the rules:
+ * its fields as db_push_reading writes them. 0, or -1 for any other row.
  */
 int
 db_copy_reading(char type, const char *line, size_t len, struct reading *r,
@@ -665,8 +687,9 @@ db_copy_reading(char type, const char *line, size_t len, struct reading *r,
 {
 	const char	*f[DB_READING_FIELDS], *p = line, *end = line + len;
 	size_t		 n = 0, k = 0;
+	double		 v;
 
-	if (type != 'r' && type != 'b')
+	if (type == '\0' || strchr("rbdpq", type) == NULL)
 		return (-1);
 	for (f[n++] = p; p < end && n < DB_READING_FIELDS; p++) {
 		if (*p == '\t')
@@ -683,9 +706,14 @@ db_copy_reading(char type, const char *line, size_t len, struct reading *r,
 			r->key[k++] = *p;
 	}
 	r->key[k] = '\0';
-	r->kind = type == 'r' ? READING_TEMP : READING_BATTERY;
 	r->ts_us = strtoll(f[3], NULL, 10);
-	r->temp_c = db_field_double(f[4]);
+	v = db_field_double(f[4]);
+	r->temp_c = type == 'r' ? v : NAN;
+	r->door_open = type == 'd' && v != 0;
+	r->power_w = type == 'p' ? v : NAN;
+	r->power_on = type == 'q' ? v != 0 : -1;
+	r->kind = type == 'r' ? READING_TEMP : type == 'b' ? READING_BATTERY :
+	    type == 'd' ? READING_DOOR : READING_POWER;
 	r->humidity = db_field_double(f[5]);
 	r->battery = db_field_double(f[6]);
 	*received_us = strtoll(f[7], NULL, 10);
@@ -702,24 +730,33 @@ void
 db_push_reading(struct db *db, const char *source, const struct reading *r,
     int64_t received_us)
 {
-	static const char	 kinds[] = { 'r', 'b', 'o', 'n' };
+	static const char	 kinds[] = { 'r', 'b', 'o', 'n', 'd', 'p' };
+	char			 kind = kinds[r->kind];
+	double			 v = r->kind == READING_TEMP ? r->temp_c : NAN;
 
+	if (r->kind == READING_DOOR)
+		v = r->door_open;
+	else if (r->kind == READING_POWER && r->power_on >= 0) {
+		kind = 'q';
+		v = r->power_on;
+	} else if (r->kind == READING_POWER)
+		v = r->power_w;
 	db->line_len = 0;
 	db_copy_text(db, r->key);
 	db_line_add(db, "\t", 1);
 	db_copy_text(db, source);
 	db_line_add(db, "\t", 1);
-	db_line_add(db, &kinds[r->kind], 1);
+	db_line_add(db, &kind, 1);
 	db_line_add(db, "\t", 1);
 	db_copy_int(db, r->ts_us);
-	db_copy_double(db, r->kind == READING_TEMP ? r->temp_c : NAN);
+	db_copy_double(db, v);
 	db_copy_double(db, r->humidity);
 	db_copy_double(db, r->battery);
 	db_line_add(db, "\t", 1);
 	db_copy_int(db, received_us);
 	db_copy_double(db, r->kind == READING_TEMP ? r->temp_raw_c : NAN);
 	db_line_add(db, "\n", 1);
-	db_queue(db, kinds[r->kind], db->line, db->line_len, NULL);
+	db_queue(db, kind, db->line, db->line_len, NULL);
 }
 
 /* Queue a refused message: its bytes are kept as they came. */

@@ -105,10 +105,8 @@ struct exc_event {
 
 /* A reading held until the first load, followed by its key. */
 struct exc_early {
-	int64_t			 ts;
+	struct rules_reading	 r;
 	int64_t			 now;
-	double			 temp_c;
-	double			 battery;
 	size_t			 keylen;
 };
 
@@ -146,8 +144,12 @@ static const char exc_load_sql[] =
     " last_arrival_us, battery_at_us, temp_fridge_id, temp_kind,"
     " temp_started_us, temp_alarmed_us, temp_peak_c, temp_minutes_out,"
     " temp_degree_minutes, offline_fridge_id, offline_started_us,"
-    " offline_alarmed_us"
-    " from vialwatch.excursion_sensors($1::timestamptz)";
+    " offline_alarmed_us, sensor_kind, door_alarm_after_us, power_min_w,"
+    " power_alarm_after_us, warn_low_c, warn_high_c, warn_delay_us,"
+    " input_kind, input_started_us, input_alarmed_us, input_peak_c,"
+    " input_minutes_out, warn_started_us, warn_alarmed_us, warn_peak_c,"
+    " warn_minutes_out"
+    " from vialwatch.excursion_sensors_inputs($1::timestamptz)";
 
 static const char exc_offsets_sql[] =
     "select key, effective_from_us, offset_c from vialwatch.sensor_offsets()";
@@ -158,7 +160,11 @@ enum {
 	COL_OFFLINE_AFTER, COL_BATTERY_LOW, COL_LAST_TS, COL_LAST_TEMP,
 	COL_LAST_ARRIVAL, COL_BATTERY_AT, COL_T_FRIDGE, COL_T_KIND,
 	COL_T_STARTED, COL_T_ALARMED, COL_T_PEAK, COL_T_MINUTES, COL_T_DM,
-	COL_O_FRIDGE, COL_O_STARTED, COL_O_ALARMED, COL_COUNT
+	COL_O_FRIDGE, COL_O_STARTED, COL_O_ALARMED, COL_SENSOR_KIND,
+	COL_DOOR_AFTER, COL_POWER_MIN, COL_POWER_AFTER, COL_WARN_LOW,
+	COL_WARN_HIGH, COL_WARN_DELAY, COL_I_KIND, COL_I_STARTED,
+	COL_I_ALARMED, COL_I_PEAK, COL_I_MINUTES, COL_W_STARTED,
+	COL_W_ALARMED, COL_W_PEAK, COL_W_MINUTES, COL_COUNT
 };
 
 static const char exc_event_sql[] =
@@ -366,6 +372,31 @@ exc_pop(struct excursion *ex)
 	ex->qseq++;
 }
 
+/* Say what happened to a door, power or warning excursion. */
+static void
+exc_log_input(const struct exc_sensor *es, const struct rules_event *ev)
+{
+	static const char	*what[] = {
+		[RULES_DOOR] = "door open", [RULES_POWER] = "no power",
+		[RULES_WARNING] = "warning"
+	};
+	const struct rules_excursion	*x = &ev->x;
+	const char			*w = what[x->kind];
+	long long			 fridge = (long long)ev->fridge_id;
+
+	if (ev->type == RULES_EV_ALARM && x->kind != RULES_WARNING)
+		slog_warnx(es->key, "sensor %s: %s on fridge %lld for %.1f min: "
+		    "alarm", es->key, w, fridge, x->minutes_out);
+	else if (ev->type == RULES_EV_ALARM || ev->type == RULES_EV_OPEN ||
+	    ev->type == RULES_EV_CLOSE)
+		log_info("sensor %s: %s on fridge %lld %s", es->key, w, fridge,
+		    ev->type == RULES_EV_ALARM ? "sent" : ev->type ==
+		    RULES_EV_OPEN ? "started" : "over");
+	else
+		log_debug("sensor %s: %s on fridge %lld for %.1f min", es->key,
+		    w, fridge, x->minutes_out);
+}
+
 /* Say what happened, naming the sensor. */
 static void
 exc_log(const struct exc_sensor *es, const struct rules_event *ev)
@@ -374,6 +405,10 @@ exc_log(const struct exc_sensor *es, const struct rules_event *ev)
 	const char			*kind = rules_kind_name(x->kind);
 	long long			 fridge = (long long)ev->fridge_id;
 
+	if (x->kind >= RULES_DOOR) {
+		exc_log_input(es, ev);
+		return;
+	}
 	switch (ev->type) {
 	case RULES_EV_OPEN:
 		log_info("sensor %s: %s excursion on fridge %lld started: "
@@ -438,6 +473,10 @@ exc_run(struct excursion *ex, const char *key, const struct rules_reading *r,
 	if (ex->map.count == 0 ||
 	    (es = exc_map_find(&ex->map, key, exc_hash(key))) == NULL)
 		return;
+	/* Only a plug saying it is offline means anything to the rules. */
+	if (r->input == RULES_IN_UNPLUGGED &&
+	    es->limits.sensor != RULES_SENSOR_POWER)
+		return;
 	n = rules_feed(&es->state, &es->limits, r, now, ev, RULES_EVENTS_MAX);
 	if (n > 0)
 		exc_emit(ex, es, ev, n);
@@ -451,10 +490,8 @@ exc_early_add(struct excursion *ex, const char *key,
 	struct exc_early	h;
 
 	h.keylen = strlen(key);
-	h.ts = r->ts;
+	h.r = *r;
 	h.now = now;
-	h.temp_c = r->temp_c;
-	h.battery = r->battery;
 	evbuffer_add(ex->early, &h, sizeof h);
 	evbuffer_add(ex->early, key, h.keylen);
 	if (ex->paused == NULL &&
@@ -467,7 +504,6 @@ static void
 exc_early_replay(struct excursion *ex)
 {
 	struct exc_early	 h;
-	struct rules_reading	 r;
 	char			 key[PAYLOAD_KEY_MAX];
 
 	while (evbuffer_remove(ex->early, &h, sizeof h) == (int)sizeof h) {
@@ -476,26 +512,34 @@ exc_early_replay(struct excursion *ex)
 		    (int)h.keylen)
 			break;
 		key[h.keylen] = '\0';
-		r.ts = h.ts;
-		r.temp_c = h.temp_c + offset_at(ex->offsets, key, h.ts);
-		r.battery = h.battery;
-		exc_run(ex, key, &r, h.now);
+		if (h.r.input == RULES_IN_NONE && !isnan(h.r.temp_c))
+			h.r.temp_c += offset_at(ex->offsets, key, h.r.ts);
+		exc_run(ex, key, &h.r, h.now);
 	}
 	evbuffer_drain(ex->early, evbuffer_get_length(ex->early));
 	exc_pressure(ex);
 }
 
-/* One decoded reading: temperatures and battery reports count. */
+/* One decoded reading: all but a sensor saying it is back count. */
 void
 excursion_feed(struct excursion *ex, const struct reading *r, int64_t now)
 {
-	struct rules_reading	rr;
+	static const enum rules_input	 inputs[] = {
+		[READING_OFFLINE] = RULES_IN_UNPLUGGED,
+		[READING_DOOR] = RULES_IN_DOOR,
+		[READING_POWER] = RULES_IN_POWER,
+	};
+	struct rules_reading		 rr;
 
-	if (r->kind != READING_TEMP && r->kind != READING_BATTERY)
+	if (r->kind == READING_ONLINE)
 		return;
 	rr.ts = r->ts_us;
 	rr.temp_c = r->kind == READING_TEMP ? r->temp_c : NAN;
 	rr.battery = r->battery;
+	rr.input = inputs[r->kind];
+	rr.door_open = r->door_open;
+	rr.power_w = r->power_w;
+	rr.power_on = r->power_on;
 	if (!ex->loaded) {
 		/* Held as the probe sent it: corrected once loaded. */
 		rr.temp_c = r->kind == READING_TEMP ? r->temp_raw_c : NAN;
@@ -545,6 +589,48 @@ exc_on_tick(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
+/* The sensor's kind and the door, power and warning limits of the row. */
+static void
+exc_row_input_limits(const PGresult *res, int i, struct rules_limits *l)
+{
+	const char	*kind = PQgetvalue(res, i, COL_SENSOR_KIND);
+
+	l->sensor = strcmp(kind, "door") == 0 ? RULES_SENSOR_DOOR :
+	    strcmp(kind, "power") == 0 ? RULES_SENSOR_POWER :
+	    RULES_SENSOR_TEMP;
+	l->door_alarm_after = pgconn_int(res, i, COL_DOOR_AFTER);
+	l->power_min_w = pgconn_double(res, i, COL_POWER_MIN);
+	l->power_alarm_after = pgconn_int(res, i, COL_POWER_AFTER);
+	l->warn_low_c = pgconn_double(res, i, COL_WARN_LOW);
+	l->warn_high_c = pgconn_double(res, i, COL_WARN_HIGH);
+	l->warn_delay = pgconn_int(res, i, COL_WARN_DELAY);
+}
+
+/* The open door, power and warning rows of the sensor. */
+static void
+exc_row_input_saved(const PGresult *res, int i, struct rules_saved *sv)
+{
+	const char		*kind = PQgetvalue(res, i, COL_I_KIND);
+	struct rules_excursion	*x = &sv->input, *w = &sv->warn;
+
+	rules_clear(x);
+	rules_clear(w);
+	if (strcmp(kind, "door") == 0 || strcmp(kind, "power") == 0) {
+		x->kind = kind[0] == 'd' ? RULES_DOOR : RULES_POWER;
+		x->started_at = pgconn_int(res, i, COL_I_STARTED);
+		x->alarmed_at = pgconn_int(res, i, COL_I_ALARMED);
+		x->peak_c = pgconn_double(res, i, COL_I_PEAK);
+		x->minutes_out = pgconn_double(res, i, COL_I_MINUTES);
+	}
+	if (!PQgetisnull(res, i, COL_W_STARTED)) {
+		w->kind = RULES_WARNING;
+		w->started_at = pgconn_int(res, i, COL_W_STARTED);
+		w->alarmed_at = pgconn_int(res, i, COL_W_ALARMED);
+		w->peak_c = pgconn_double(res, i, COL_W_PEAK);
+		w->minutes_out = pgconn_double(res, i, COL_W_MINUTES);
+	}
+}
+
 /* The limits of the row's fridge; fridge_id 0 when it has none now. */
 static void
 exc_row_limits(const PGresult *res, int i, struct rules_limits *l)
@@ -565,6 +651,7 @@ exc_row_limits(const PGresult *res, int i, struct rules_limits *l)
 	l->high_delay = pgconn_int(res, i, COL_HIGH_DELAY);
 	l->offline_after = pgconn_int(res, i, COL_OFFLINE_AFTER);
 	l->battery_low_pct = pgconn_double(res, i, COL_BATTERY_LOW);
+	exc_row_input_limits(res, i, l);
 }
 
 /* What the row says of the sensor's past; the fridge of its open rows. */
@@ -592,6 +679,7 @@ exc_row_saved(const PGresult *res, int i, struct rules_saved *sv)
 	o->started_at = pgconn_int(res, i, COL_O_STARTED);
 	o->alarmed_at = pgconn_int(res, i, COL_O_ALARMED);
 	o->peak_c = NAN;
+	exc_row_input_saved(res, i, sv);
 	if ((fridge = pgconn_int(res, i, COL_T_FRIDGE)) == 0)
 		fridge = pgconn_int(res, i, COL_O_FRIDGE);
 	return (fridge);
@@ -1045,6 +1133,8 @@ excursion_open_counts(struct excursion *ex, size_t counts[EXCURSION_KINDS])
 		for (es = ex->map.buckets[i]; es != NULL; es = es->next) {
 			counts[es->state.temp.kind]++;
 			counts[es->state.offline.kind]++;
+			counts[es->state.input.kind]++;
+			counts[es->state.warn.kind]++;
 		}
 	}
 	counts[RULES_NONE] = 0;

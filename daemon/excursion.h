@@ -12,7 +12,7 @@ struct reading;
 struct event_base;
 struct excursion;
 
-#define EXCURSION_KINDS	(RULES_BATTERY + 1)
+#define EXCURSION_KINDS	RULES_KIND_COUNT
 
 /*
  * The rules, reading the configuration in force (*conf). pause is their

@@ -192,7 +192,8 @@ static void
 metrics_render_excursions(struct vialwatchd *vw, struct evbuffer *b)
 {
 	static const enum rules_kind	 kinds[] = { RULES_HIGH, RULES_LOW,
-					    RULES_OFFLINE };
+					    RULES_OFFLINE, RULES_DOOR,
+					    RULES_POWER, RULES_WARNING };
 	size_t				 open[EXCURSION_KINDS], i;
 
 	excursion_open_counts(vw->excursion, open);

@@ -164,8 +164,8 @@ mqtt_on_message(struct mosquitto *mosq, void *arg,
 		 * subscribe: its reading was stored when it was new. Only a
 		 * retained availability state says something now.
 		 */
-		if (msg->retain && (res.r[i].kind == READING_TEMP ||
-		    res.r[i].kind == READING_BATTERY))
+		if (msg->retain && res.r[i].kind != READING_OFFLINE &&
+		    res.r[i].kind != READING_ONLINE)
 			continue;
 		if (excursion_correct(m->excursion, &res.r[i], why,
 		    sizeof why) == -1) {

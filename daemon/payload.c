@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "payload.h"
+#include "payload-int.h"
 
 #define PAYLOAD_JSON_DEPTH	64	/* deeper JSON is refused */
 #define PAYLOAD_TOPIC_MAX	65535	/* the MQTT limit */
@@ -24,49 +25,20 @@
 #define PAYLOAD_SPACE(c)	\
 	((c) == ' ' || (c) == '\t' || (c) == '\r' || (c) == '\n')
 
-/* One message on its way through a decoder. */
-struct payload_msg {
-	const struct source	*src;
-	const char		*topic;
-	size_t			 topiclen;
-	const char		*data;
-	size_t			 len;
-	int64_t			 now_us;
-	struct payload_result	*out;
-	char			 key[PAYLOAD_KEY_MAX]; /* from the topic */
-};
-
 /* One level of a topic, not NUL-terminated. */
 struct payload_level {
 	const char	*s;
 	size_t		 len;
 };
 
-static int	 payload_fail(struct payload_msg *, enum payload_reason,
-		     const char *, ...) __attribute__((format(printf, 3, 4)));
-static void	 payload_what(char *, size_t, const char *, ...)
-		     __attribute__((format(printf, 3, 4)));
-static int	 payload_key(struct payload_msg *, char *, const char *, ...)
-		     __attribute__((format(printf, 3, 4)));
 static void	 payload_utf8_trim(char *);
 static int	 payload_utf8(const char *, size_t);
-static int	 payload_eq(const char *, size_t, const char *);
-static size_t	 payload_strip(const char *, size_t, const char *);
-static size_t	 payload_last(const char *, size_t);
 static int	 payload_split(const char *, size_t, struct payload_level *,
 		     int);
 static int	 payload_size(struct payload_msg *);
 static int	 payload_parse(struct payload_msg *, struct json_object **);
-static int	 payload_with_json(struct payload_msg *,
-		     int (*)(struct payload_msg *, struct json_object *));
 static int	 payload_numeric(const char *, size_t);
 static int	 payload_strtod(const char *, size_t, double *);
-static int	 payload_plain(struct payload_msg *, double *);
-static struct json_object *payload_member(struct json_object *,
-		     const char *);
-static const char *payload_string(struct json_object *);
-static int	 payload_double(struct json_object *, double *);
-static double	 payload_percent(struct json_object *);
 static char	 payload_unit(struct payload_msg *);
 static int	 payload_celsius(struct payload_msg *, double, const char *,
 		     char, double *);
@@ -82,12 +54,7 @@ static int	 payload_rfc3339(const char *, size_t, int64_t *, int *);
 static int	 payload_epoch(double, int64_t *);
 static int	 payload_check_time(struct payload_msg *, const char *,
 		     int64_t);
-static int	 payload_time(struct payload_msg *, struct json_object *,
-		     const char *, int64_t *);
-static struct reading *payload_next(struct payload_msg *);
-static int	 payload_finish(struct payload_msg *);
 static size_t	 payload_z2m_base(struct payload_msg *);
-static int	 payload_availability_word(const char *, size_t);
 static int	 payload_zigbee2mqtt_state(struct payload_msg *,
 		     struct json_object *);
 static int	 payload_zigbee2mqtt_online(struct payload_msg *,
@@ -136,7 +103,7 @@ static const char *payload_reason_labels[REASON_COUNT] = {
 };
 
 /* Record why the message is refused (the first reason wins); returns -1. */
-static int
+int
 payload_fail(struct payload_msg *m, enum payload_reason reason,
     const char *fmt, ...)
 {
@@ -159,7 +126,7 @@ payload_fail(struct payload_msg *m, enum payload_reason reason,
 }
 
 /* Name a place in the payload for a detail line, cut at a character. */
-static void
+void
 payload_what(char *buf, size_t size, const char *fmt, ...)
 {
 	va_list	ap;
@@ -175,7 +142,7 @@ payload_what(char *buf, size_t size, const char *fmt, ...)
 }
 
 /* Print a sensor key into dst and check it: 0, or -1 (REASON_BAD_KEY). */
-static int
+int
 payload_key(struct payload_msg *m, char *dst, const char *fmt, ...)
 {
 	va_list	ap;
@@ -282,14 +249,14 @@ payload_utf8(const char *s, size_t len)
 }
 
 /* Whether the len bytes at s are the string lit. */
-static int
+int
 payload_eq(const char *s, size_t len, const char *lit)
 {
 	return (strlen(lit) == len && memcmp(s, lit, len) == 0);
 }
 
 /* Length of s without suffix if s is something followed by it, else 0. */
-static size_t
+size_t
 payload_strip(const char *s, size_t len, const char *suffix)
 {
 	size_t	n = strlen(suffix);
@@ -300,7 +267,7 @@ payload_strip(const char *s, size_t len, const char *suffix)
 }
 
 /* Offset of the last level of a topic: after its last slash, 0 if none. */
-static size_t
+size_t
 payload_last(const char *s, size_t len)
 {
 	while (len > 0 && s[len - 1] != '/')
@@ -394,7 +361,7 @@ payload_parse(struct payload_msg *m, struct json_object **obj)
 }
 
 /* Parse the payload and hand the value to fn; it is freed after. */
-static int
+int
 payload_with_json(struct payload_msg *m,
     int (*fn)(struct payload_msg *, struct json_object *))
 {
@@ -468,7 +435,7 @@ payload_strtod(const char *s, size_t len, double *d)
 }
 
 /* The payload as a plain or JSON-quoted number: 0, or -1. */
-static int
+int
 payload_plain(struct payload_msg *m, double *d)
 {
 	if (payload_size(m) == -1)
@@ -480,7 +447,7 @@ payload_plain(struct payload_msg *m, double *d)
 }
 
 /* Member key of object o; NULL when absent, null, or o is no object. */
-static struct json_object *
+struct json_object *
 payload_member(struct json_object *o, const char *key)
 {
 	struct json_object	*v;
@@ -492,7 +459,7 @@ payload_member(struct json_object *o, const char *key)
 }
 
 /* The text of a JSON string, or NULL for any other value. */
-static const char *
+const char *
 payload_string(struct json_object *v)
 {
 	if (!json_object_is_type(v, json_type_string))
@@ -501,7 +468,7 @@ payload_string(struct json_object *v)
 }
 
 /* A JSON number or numeric string in *d: 0, or -1. */
-static int
+int
 payload_double(struct json_object *v, double *d)
 {
 	switch (json_object_get_type(v)) {
@@ -518,7 +485,7 @@ payload_double(struct json_object *v, double *d)
 }
 
 /* A percentage (humidity, battery), or NAN when absent or absurd. */
-static double
+double
 payload_percent(struct json_object *v)
 {
 	double	d;
@@ -739,7 +706,7 @@ payload_check_time(struct payload_msg *m, const char *what, int64_t ts)
 }
 
 /* The time in v (epoch number or RFC 3339) in *ts, else the arrival time. */
-static int
+int
 payload_time(struct payload_msg *m, struct json_object *v, const char *what,
     int64_t *ts)
 {
@@ -780,7 +747,7 @@ payload_time(struct payload_msg *m, struct json_object *v, const char *what,
 }
 
 /* The next free reading, keyed like the topic, nothing measured; or NULL. */
-static struct reading *
+struct reading *
 payload_next(struct payload_msg *m)
 {
 	struct reading	*r;
@@ -792,11 +759,14 @@ payload_next(struct payload_msg *m)
 	memcpy(r->key, m->key, strlen(m->key) + 1);
 	r->ts_us = m->now_us;
 	r->temp_c = r->humidity = r->battery = NAN;
+	r->door_open = 0;
+	r->power_w = NAN;
+	r->power_on = -1;
 	return (r);
 }
 
 /* End a message of several readings: those, or the first failure, or 0. */
-static int
+int
 payload_finish(struct payload_msg *m)
 {
 	if (m->out->n > 0) {
@@ -829,7 +799,7 @@ payload_z2m_base(struct payload_msg *m)
 }
 
 /* READING_ONLINE or READING_OFFLINE for the word in s, or -1. */
-static int
+int
 payload_availability_word(const char *s, size_t len)
 {
 	while (len > 0 && PAYLOAD_SPACE(*s)) {
@@ -849,12 +819,17 @@ payload_availability_word(const char *s, size_t len)
 static int
 payload_zigbee2mqtt_state(struct payload_msg *m, struct json_object *obj)
 {
-	struct reading	*r = payload_next(m);
+	struct reading	*r;
+	int		 n;
 
 	if (!json_object_is_type(obj, json_type_object)) {
 		return (payload_fail(m, REASON_NO_TEMPERATURE,
 		    "payload is not a JSON object"));
 	}
+	if (payload_member(obj, "temperature") == NULL &&
+	    (n = payload_input_zigbee2mqtt(m, obj)) != 0)
+		return (n);
+	r = payload_next(m);
 	if (payload_temp(m, payload_member(obj, "temperature"),
 	    "\"temperature\"", payload_unit(m), &r->temp_c) == -1 ||
 	    payload_time(m, payload_member(obj, "last_seen"), "\"last_seen\"",
@@ -973,6 +948,8 @@ payload_tasmota_sensors(struct payload_msg *m, struct json_object *obj)
 		seen = 1;
 		payload_tasmota_probe(m, it.key, it.val, unit, ts);
 	}
+	if (!seen && (seen = payload_input_tasmota(m, obj, ts)) != 0)
+		return (seen);
 	if (!seen) {
 		return (payload_fail(m, REASON_NO_TEMPERATURE,
 		    "payload has no sensor object with a \"Temperature\""));
@@ -1022,6 +999,12 @@ payload_shelly(struct payload_msg *m)
 	size_t		 keylen;
 	double		 d;
 
+	if ((keylen = payload_strip(m->topic, m->topiclen,
+	    "/sensor/state")) != 0) {
+		if (payload_size(m) == -1)
+			return (-1);
+		return (payload_input_shelly(m, keylen));
+	}
 	if ((keylen = payload_strip(m->topic, m->topiclen,
 	    "/sensor/temperature")) == 0) {
 		kind = READING_BATTERY;
@@ -1122,7 +1105,8 @@ payload_shelly_gen2_rpc(struct payload_msg *m, struct json_object *obj)
 	if (!json_object_is_type(params, json_type_object))
 		return (0);
 	json_object_object_foreachC(params, it)
-		seen |= payload_component(it.key, strlen(it.key));
+		seen |= payload_component(it.key, strlen(it.key)) ||
+		    payload_input_component(it.key, strlen(it.key));
 	if (!seen)
 		return (0);
 	if (payload_time(m, payload_member(params, "ts"), "\"params.ts\"",
@@ -1135,6 +1119,7 @@ payload_shelly_gen2_rpc(struct payload_msg *m, struct json_object *obj)
 			payload_shelly_gen2_component(m, params, it.key,
 			    it.val, ts);
 	}
+	payload_input_shelly_gen2_rpc(m, params, ts);
 	return (payload_finish(m));
 }
 
@@ -1156,6 +1141,9 @@ payload_shelly_gen2(struct payload_msg *m)
 		    "<prefix>/status/temperature:<n> or <prefix>/events/rpc"));
 	}
 	name = m->topic + last;
+	if (payload_input_component(name, m->topiclen - last) &&
+	    (keylen = payload_strip(m->topic, last - 1, "/status")) != 0)
+		return (payload_input_shelly_gen2_status(m, keylen, name));
 	if (strncmp(name, "temperature:", 12) != 0 ||
 	    (keylen = payload_strip(m->topic, last - 1, "/status")) == 0)
 		return (0);
@@ -1250,10 +1238,32 @@ static int
 payload_json_value(struct payload_msg *m, struct json_object *obj)
 {
 	struct json_object	*v;
-	struct reading		*r = payload_next(m);
+	struct reading		*r;
 	const char		*tp = m->src->temperature, *sp;
 	char			 what[PAYLOAD_KEY_MAX];
+	int64_t			 ts = m->now_us;
+	int			 n;
 
+	if (m->src->door != NULL || m->src->power != NULL) {
+		if ((sp = m->src->timestamp) != NULL) {
+			if (json_pointer_get(obj, sp, &v) != 0)
+				v = NULL;
+			payload_what(what, sizeof what, "timestamp at %s", sp);
+			if (payload_time(m, v, sp[0] == '\0' ? "timestamp" :
+			    what, &ts) == -1)
+				return (-1);
+		}
+		if ((n = payload_input_json(m, obj, ts)) != 0 ||
+		    m->out->reason != REASON_NONE)
+			return (n > 0 ? payload_finish(m) : -1);
+		if (tp == NULL) {
+			return (payload_fail(m, REASON_NO_TEMPERATURE,
+			    "payload has no door state at %s nor power at %s",
+			    m->src->door != NULL ? m->src->door : "-",
+			    m->src->power != NULL ? m->src->power : "-"));
+		}
+	}
+	r = payload_next(m);
 	if (tp == NULL)
 		tp = "/temperature";
 	if (json_pointer_get(obj, tp, &v) != 0)

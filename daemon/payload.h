@@ -22,6 +22,8 @@ enum reading_kind {
 	READING_BATTERY,	/* battery only (shelly gen1 .../sensor/battery) */
 	READING_OFFLINE,	/* availability: the sensor says it is gone */
 	READING_ONLINE,		/* availability: back */
+	READING_DOOR,		/* a door contact: door_open */
+	READING_POWER,		/* mains power: power_w, or power_on >= 0 */
 };
 
 struct reading {
@@ -32,6 +34,9 @@ struct reading {
 	double			 temp_raw_c;	/* before the offset (offset.c) */
 	double			 humidity;	/* NAN when absent */
 	double			 battery;	/* percent, NAN when absent */
+	int			 door_open;	/* READING_DOOR: 1 open, 0 shut */
+	double			 power_w;	/* READING_POWER: watts or NAN */
+	int			 power_on;	/* 1 on, 0 off, -1: see power_w */
 };
 
 /* Why a message was refused; each has a label for /metrics. */

@@ -67,14 +67,6 @@
 
 #include "rules.h"
 
-/* Events being written by one call. */
-struct rules_out {
-	struct rules_event	*ev;
-	size_t			 max;
-	size_t			 n;
-	int64_t			 fridge_id;
-};
-
 static const char *rules_event_names[RULES_EV_COUNT] = {
 	[RULES_EV_OPEN] = "excursion.open",
 	[RULES_EV_ALARM] = "excursion.alarm",
@@ -91,6 +83,9 @@ static const char *rules_kind_names[] = {
 	[RULES_LOW] = "low",
 	[RULES_OFFLINE] = "offline",
 	[RULES_BATTERY] = "battery",
+	[RULES_DOOR] = "door",
+	[RULES_POWER] = "power",
+	[RULES_WARNING] = "warning",
 };
 
 /* The hook/log name of an event type. */
@@ -135,10 +130,11 @@ rules_limits_default(struct rules_limits *l, int64_t fridge_id,
 	l->high_delay = 30 * RULES_US_PER_MIN;
 	l->offline_after = 30 * RULES_US_PER_MIN;
 	l->battery_low_pct = 20.0;
+	rules_input_default(l);
 }
 
 /* Empty an excursion slot. */
-static void
+void
 rules_clear(struct rules_excursion *x)
 {
 	*x = (struct rules_excursion){ .kind = RULES_NONE, .peak_c = NAN };
@@ -153,10 +149,12 @@ rules_init(struct rules_state *s)
 	s->bound_c = NAN;
 	rules_clear(&s->temp);
 	rules_clear(&s->offline);
+	rules_clear(&s->input);
+	rules_clear(&s->warn);
 }
 
 /* Append an event, unless the caller's array is full. */
-static void
+void
 rules_emit(struct rules_out *o, enum rules_event_type t,
     const struct rules_excursion *x, double battery)
 {
@@ -172,7 +170,7 @@ rules_emit(struct rules_out *o, enum rules_event_type t,
 }
 
 /* Minutes between two times. */
-static double
+double
 rules_minutes(int64_t from, int64_t to)
 {
 	return ((double)(to - from) / (double)RULES_US_PER_MIN);
@@ -346,6 +344,7 @@ rules_leave(struct rules_state *s, int64_t ts, int64_t now,
 	}
 	if (s->offline.kind != RULES_NONE)
 		rules_online(s, now, o);
+	rules_input_leave(s, ts, o);
 	s->bound = 0;
 }
 
@@ -384,19 +383,29 @@ rules_feed(struct rules_state *s, const struct rules_limits *l,
 {
 	struct rules_out	 o = { ev, max, 0, l->fridge_id };
 
-	if (isnan(r->temp_c)) {
+	if (isnan(r->temp_c) && r->input == RULES_IN_NONE) {
 		rules_battery(s, l, r, &o);
 		return (o.n);
 	}
-	if (s->last_ts != 0 && r->ts <= s->last_ts)
+	if (s->last_ts != 0 && r->ts <= s->last_ts &&
+	    r->input != RULES_IN_UNPLUGGED)
 		return (0);
 	if (s->bound && s->fridge_id != l->fridge_id)
 		rules_leave(s, r->ts, now, &o);
 	rules_bind(s, l);
 	o.fridge_id = l->fridge_id;
+	if (r->input == RULES_IN_UNPLUGGED) {
+		rules_input_feed(s, l, r, &o);
+		return (o.n);
+	}
 	if (s->offline.kind != RULES_NONE)
 		rules_online(s, now, &o);
-	rules_temp(s, l, r, &o);
+	if (r->input != RULES_IN_NONE)
+		rules_input_feed(s, l, r, &o);
+	else {
+		rules_temp(s, l, r, &o);
+		rules_input_warn(s, l, r, &o);
+	}
 	s->last_ts = r->ts;
 	s->last_temp = r->temp_c;
 	s->last_arrival = now;
@@ -434,8 +443,15 @@ rules_tick(struct rules_state *s, const struct rules_limits *l, int64_t now,
 	if (x->kind != RULES_NONE && x->alarmed_at == 0 &&
 	    sensor_now >= x->started_at + rules_delay(l, x->kind))
 		rules_alarm(s, sensor_now, &o);
-	if (s->silent_since != 0 && s->offline.kind == RULES_NONE &&
-	    now - s->silent_since >= l->offline_after)
+	rules_input_tick(s, l, sensor_now, &o);
+	if (s->silent_since == 0 || now - s->silent_since < l->offline_after)
+		return (o.n);
+	/* Door contacts report on change: their silence says nothing. */
+	if (l->sensor == RULES_SENSOR_POWER && s->input.kind == RULES_NONE)
+		rules_input_silent(s, s->last_arrival != 0 ? s->last_arrival :
+		    s->silent_since, now, &o);
+	else if (l->sensor == RULES_SENSOR_TEMP &&
+	    s->offline.kind == RULES_NONE)
 		rules_offline(s, now, &o);
 	return (o.n);
 }
@@ -486,4 +502,5 @@ rules_restore(struct rules_state *s, const struct rules_limits *l,
 		s->offline = sv->offline;
 		s->offline.ended_at = 0;
 	}
+	rules_input_restore(s, l, sv);
 }

@@ -48,7 +48,10 @@ topic_tasmota(const char *filter, const char *key)
 	return (0);
 }
 
-/* shelly gen2: <prefix>/temperature:<n> from .../status/... or events. */
+/*
+ * shelly gen2: <prefix>/temperature:<n> (window:<n>, switch:<n>) from
+ * .../status/... or events.
+ */
 static int
 topic_shelly_gen2(const char *filter, const char *key)
 {
@@ -56,7 +59,9 @@ topic_shelly_gen2(const char *filter, const char *key)
 	char		*status;
 	int		 rc;
 
-	if (last == NULL || strncmp(last + 1, "temperature:", 12) != 0)
+	if (last == NULL || (strncmp(last + 1, "temperature:", 12) != 0 &&
+	    strncmp(last + 1, "window:", 7) != 0 &&
+	    strncmp(last + 1, "switch:", 7) != 0))
 		return (0);
 	xasprintf(&status, "/status/%s", last + 1);
 	rc = topic_matches(filter, key, last - key, status) ||
@@ -108,6 +113,9 @@ topic_source_reaches(const struct source *src, const char *key)
 	case FORMAT_TASMOTA:
 		return (topic_tasmota(f, key));
 	case FORMAT_SHELLY:
+		if (len > 5 && strcmp(key + len - 5, "/door") == 0 &&
+		    topic_matches(f, key, len - 5, "/sensor/state"))
+			return (1);
 		return (topic_matches(f, key, len, "/sensor/temperature") ||
 		    topic_matches(f, key, len, "/sensor/battery"));
 	case FORMAT_SHELLY_GEN2:

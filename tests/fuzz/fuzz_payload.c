@@ -145,6 +145,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	src.filter = presets[preset].filter;
 	src.temperature = (char *)presets[preset].temperature;
 	src.timestamp = (char *)presets[preset].timestamp;
+	src.door = (char *)presets[preset].door;
+	src.door_open_value = (char *)presets[preset].door_open_value;
+	src.power = (char *)presets[preset].power;
 	data++;
 	size--;
 

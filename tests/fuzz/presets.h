@@ -7,6 +7,7 @@
 
 static const struct {
 	const char	*filter, *temperature, *timestamp;
+	const char	*door, *door_open_value, *power;
 } presets[8] = {
 	{ NULL, NULL, NULL },
 	{ "zigbee2mqtt/+", "/temperature", "/ts" },
@@ -15,7 +16,7 @@ static const struct {
 	{ NULL, "", NULL },
 	{ NULL, "/sensors/0/t", NULL },
 	{ "#", "/temperature", "" },
-	{ "zigbee2mqtt/fridge1", "/a", "/a" },
+	{ NULL, NULL, "/ts", "/door", "open", "/power" },
 };
 
 #endif

@@ -130,7 +130,7 @@ def test_alarm_email_content_and_ack_page(daemon, db, mqtt_broker, smtp,
                  "beyond the critical bound of 12.0 °C",
                  "Botox lot C1234", "DO NOT USE",
                  "Call the manufacturer",
-                 f"vialwatchctl ack {x['id']} --by NAME --note TEXT"]:
+                 f"vialwatchctl ack {x['id']} --by EMAIL --note TEXT"]:
         assert text in body, text
 
     # Each recipient has a link of their own.

@@ -42,7 +42,8 @@ HEADER = ["clinic", "fridge", "timezone", "low_c", "high_c", "date",
           "affected_lots", "acknowledged_by", "acknowledged_at", "action",
           "excursion_closed_out", "check", "checked_by", "checked_at",
           "check_current_c", "check_min_c", "check_max_c", "check_note",
-          "calibration"]
+          "calibration", "door_openings", "door_longest_min", "power_cuts",
+          "power_off_min", "maintenance_min", "maintenance"]
 
 
 # --- helpers --------------------------------------------------------------

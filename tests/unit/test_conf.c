@@ -114,6 +114,13 @@ static const struct {
 	    "1: [source] needs a name" },
 	{ "pointer on zigbee", "[source a]\ntopic = a\nformat = zigbee2mqtt\n"
 	    "temperature = /t\n", "1: [source a]: temperature and timestamp" },
+	{ "door on tasmota", "[source a]\ntopic = a\nformat = tasmota\n"
+	    "door = /contact\n", "1: [source a]: temperature and timestamp "
+	    "(and door, door_open_value, power) are for format json" },
+	{ "power on zigbee", "[source a]\ntopic = a\nformat = zigbee2mqtt\n"
+	    "power = /w\n", "1: [source a]: temperature and timestamp" },
+	{ "maintenance_max over a week", "[alerts]\nmaintenance_max = 8d\n",
+	    "2: maintenance_max" },
 	{ "no section", "host = x\n", "1: \"host\" outside of any section" },
 	{ "syntax", "[mqtt]\nhost\n", "2: syntax error" },
 	{ "window", "[reminders]\nsend_window = 18:00-09:00\n",
@@ -208,7 +215,9 @@ test_values(void)
 	    "[http]\nlisten = [::1]:9000\npublic_url = https://x.example/\n"
 	    "[hook sms]\ncommand = /usr/bin/sms --to \"+1 555\"\n"
 	    "events = excursion.open sensor.offline\ntimeout = 3s\n"
-	    "[alerts]\nwatch = own\n",
+	    "[alerts]\nwatch = own\nmaintenance_max = 90m\n"
+	    "[source d]\ntopic = lab/+\nformat = json\ndoor = /door\n"
+	    "door_open_value = open\npower = /watts\n",
 	    path, sizeof path, &cause);
 	if (!ok(c != NULL, "full config loads")) {
 		printf("#   %s\n", cause);
@@ -219,7 +228,11 @@ test_values(void)
 	is_int(c->mqtt_port, 1883, "port default");
 	is_int(c->db_batch_max_delay_ms, 50, "batch_max_delay");
 	is_int(c->db_batch_max_rows, 5000, "batch_max_rows default");
-	is_int(c->nsources, 1, "one source");
+	is_int(c->nsources, 2, "two sources");
+	is_str(c->sources[1].door, "/door", "door pointer");
+	is_str(c->sources[1].door_open_value, "open", "door_open_value");
+	is_str(c->sources[1].power, "/watts", "power pointer");
+	is_int(c->alerts_maintenance_max_ms, 90 * 60000, "maintenance_max");
 	is_str(c->sources[0].filter, "tele/+/SENSOR", "shared filter");
 	is_int(c->sources[0].unit, 'F', "unit");
 	is_int(c->sources[0].format, FORMAT_TASMOTA, "format");
@@ -253,8 +266,11 @@ test_watch_default(void)
 
 	c = load("[source z]\ntopic = zigbee2mqtt/clinic-a/#\n"
 	    "format = zigbee2mqtt\n", path, sizeof path, &cause);
-	if (ok(c != NULL, "minimal config loads"))
+	if (ok(c != NULL, "minimal config loads")) {
 		is_int(c->alerts_watch_own, 0, "watch default: all");
+		is_int(c->alerts_maintenance_max_ms, 4 * 3600000,
+		    "maintenance_max default: 4h");
+	}
 	conf_free(c);
 	free(cause);
 	unlink(path);

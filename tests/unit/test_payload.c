@@ -23,6 +23,8 @@ struct want {
 	int64_t			 ts_us;
 	double			 humidity;
 	double			 battery;
+	double			 value;		/* door_open, power_w */
+	int			 power_on;	/* -1: value is power_w */
 };
 
 struct tcase {
@@ -48,9 +50,12 @@ struct table {
 #define IGNORED		0, REASON_NONE, NULL, { { 0 } }
 #define BAD(r)		-1, r, NULL, { { 0 } }
 #define BADMSG(r, d)	-1, r, d, { { 0 } }
-#define T(k, c, ts, h, b)	{ READING_TEMP, k, c, ts, h, b }
+#define T(k, c, ts, h, b)	{ READING_TEMP, k, c, ts, h, b, 0, -1 }
 #define TC(k, c, ts)	T(k, c, ts, NAN, NAN)
-#define KIND(kind, k)	{ kind, k, NAN, NOW, NAN, NAN }
+#define KIND(kind, k)	{ kind, k, NAN, NOW, NAN, NAN, 0, -1 }
+#define DOOR(k, o, ts, b)	{ READING_DOOR, k, NAN, ts, NAN, b, o, -1 }
+#define WATTS(k, w, ts)	{ READING_POWER, k, NAN, ts, NAN, NAN, w, -1 }
+#define ONOFF(k, o, ts)	{ READING_POWER, k, NAN, ts, NAN, NAN, NAN, o }
 
 static struct source src_z2m = {
 	.name = "z2m", .filter = "zigbee2mqtt/+",
@@ -118,6 +123,15 @@ static struct source src_json_deep = {
 static struct source src_json_root = {
 	.name = "json-root", .format = FORMAT_JSON, .unit = 'C',
 	.temperature = ""
+};
+static struct source src_json_door = {
+	.name = "json-door", .format = FORMAT_JSON, .unit = 'C',
+	.timestamp = "/ts", .door = "/door", .door_open_value = "open",
+	.power = "/power"
+};
+static struct source src_json_contact = {
+	.name = "json-contact", .format = FORMAT_JSON, .unit = 'C',
+	.door = "/contact"
 };
 static struct source src_unknown = {
 	.name = "unknown", .format = (enum payload_format)99, .unit = 'C'
@@ -224,8 +238,8 @@ static const struct tcase z2m_cases[] = {
 	    { T("site1/zigbee2mqtt/fridge1", 4.31, NOW, 44.7, 86) } },
 	{ "bridge under a longer base", &src_z2m_site,
 	    "site1/zigbee2mqtt/bridge/state", "online", 0, IGNORED },
-	{ "door sensor, no temperature", &src_z2m, "zigbee2mqtt/door",
-	    "{\"contact\":true,\"battery\":100}", 0,
+	{ "neither temperature nor contact", &src_z2m, "zigbee2mqtt/door",
+	    "{\"battery\":100,\"linkquality\":40}", 0,
 	    BADMSG(REASON_NO_TEMPERATURE, "payload has no \"temperature\"") },
 	{ "temperature null", &src_z2m, "zigbee2mqtt/fridge1",
 	    "{\"temperature\":null}", 0, BAD(REASON_NO_TEMPERATURE) },
@@ -612,6 +626,102 @@ static const struct tcase bad_cases[] = {
 	    BAD(REASON_NO_TEMPERATURE) },
 };
 
+/* payload-input.c: every door and power form. */
+static const struct tcase input_cases[] = {
+	{ "z2m contact false: open", &src_z2m, "zigbee2mqtt/fridge1-door",
+	    "{\"contact\":false,\"battery\":91,\"linkquality\":60}", 0,
+	    READINGS(1), { DOOR("zigbee2mqtt/fridge1-door", 1, NOW, 91) } },
+	{ "z2m contact true: shut", &src_z2m, "zigbee2mqtt/fridge1-door",
+	    "{\"contact\":true,\"last_seen\":1700000040000}", 0, READINGS(1),
+	    { DOOR("zigbee2mqtt/fridge1-door", 0, 1700000040 * SEC, NAN) } },
+	{ "z2m contact not a boolean", &src_z2m, "zigbee2mqtt/door",
+	    "{\"contact\":\"open\"}", 0, BADMSG(REASON_NOT_NUMBER,
+	    "\"contact\" is not true or false") },
+	{ "z2m plug power", &src_z2m, "zigbee2mqtt/fridge1-plug",
+	    "{\"power\":84.2,\"state\":\"ON\",\"energy\":1.2}", 0,
+	    READINGS(1), { WATTS("zigbee2mqtt/fridge1-plug", 84.2, NOW) } },
+	{ "z2m plug at 0 W", &src_z2m, "zigbee2mqtt/fridge1-plug",
+	    "{\"power\":0,\"state\":\"OFF\"}", 0, READINGS(1),
+	    { WATTS("zigbee2mqtt/fridge1-plug", 0, NOW) } },
+	{ "z2m plug power negative", &src_z2m, "zigbee2mqtt/plug",
+	    "{\"power\":-3}", 0, BAD(REASON_OUT_OF_RANGE) },
+	{ "z2m plug power not a number", &src_z2m, "zigbee2mqtt/plug",
+	    "{\"power\":[1]}", 0, BAD(REASON_NOT_NUMBER) },
+	{ "z2m thermometer with power keeps its temperature", &src_z2m,
+	    "zigbee2mqtt/fridge1", "{\"temperature\":4.5,\"power\":3}", 0,
+	    READINGS(1), { TC("zigbee2mqtt/fridge1", 4.5, NOW) } },
+	{ "tasmota plug ENERGY.Power", &src_tasmota, "tele/plug1/SENSOR",
+	    "{" TASMOTA_TIME ",\"ENERGY\":{\"Total\":3.2,\"Power\":96,"
+	    "\"Voltage\":230}}", 0, READINGS(1),
+	    { WATTS("tele/plug1/SENSOR/ENERGY", 96, NOW) } },
+	{ "tasmota plug at 0 W", &src_tasmota, "tele/plug1/SENSOR",
+	    "{\"ENERGY\":{\"Power\":0}}", 0, READINGS(1),
+	    { WATTS("tele/plug1/SENSOR/ENERGY", 0, NOW) } },
+	{ "tasmota two channels summed", &src_tasmota, "tele/plug2/SENSOR",
+	    "{\"ENERGY\":{\"Power\":[40,12.5]}}", 0, READINGS(1),
+	    { WATTS("tele/plug2/SENSOR/ENERGY", 52.5, NOW) } },
+	{ "tasmota Power not a number", &src_tasmota, "tele/plug1/SENSOR",
+	    "{\"ENERGY\":{\"Power\":\"lots\"}}", 0, BAD(REASON_NOT_NUMBER) },
+	{ "shelly gen1 door open", &src_shelly,
+	    "shellies/shellydw2-AABB/sensor/state", "open", 0, READINGS(1),
+	    { DOOR("shellies/shellydw2-AABB/door", 1, NOW, NAN) } },
+	{ "shelly gen1 door close", &src_shelly,
+	    "shellies/shellydw2-AABB/sensor/state", "close", 0, READINGS(1),
+	    { DOOR("shellies/shellydw2-AABB/door", 0, NOW, NAN) } },
+	{ "shelly gen1 door state unknown", &src_shelly,
+	    "shellies/shellydw2-AABB/sensor/state", "ajar", 0,
+	    BADMSG(REASON_NOT_NUMBER, "payload is not \"open\" or \"close\"") },
+	{ "shelly gen2 window status", &src_gen2,
+	    "shellyplus-dw/status/window:0", "{\"id\":0,\"open\":true}", 0,
+	    READINGS(1), { DOOR("shellyplus-dw/window:0", 1, NOW, NAN) } },
+	{ "shelly gen2 switch apower", &src_gen2,
+	    "shellyplugs-1/status/switch:0",
+	    "{\"id\":0,\"output\":true,\"apower\":88.1,\"voltage\":229}", 0,
+	    READINGS(1), { WATTS("shellyplugs-1/switch:0", 88.1, NOW) } },
+	{ "shelly gen2 switch without apower", &src_gen2,
+	    "shellyplugs-1/status/switch:0", "{\"id\":0,\"output\":false}", 0,
+	    IGNORED },
+	{ "shelly gen2 NotifyStatus switch", &src_gen2,
+	    "shellyplugs-1/events/rpc", "{\"method\":\"NotifyStatus\","
+	    "\"params\":{\"ts\":1700000000.5,\"switch:0\":{\"id\":0,"
+	    "\"apower\":0}}}", 0, READINGS(1),
+	    { WATTS("shellyplugs-1/switch:0", 0, 1700000000500000LL) } },
+	{ "shelly gen2 NotifyStatus window", &src_gen2,
+	    "shellyplus-dw/events/rpc", "{\"method\":\"NotifyStatus\","
+	    "\"params\":{\"ts\":1700000000,\"window:0\":{\"id\":0,"
+	    "\"open\":false}}}", 0, READINGS(1),
+	    { DOOR("shellyplus-dw/window:0", 0, 1700000000 * SEC, NAN) } },
+	{ "shelly gen2 window open not boolean", &src_gen2,
+	    "shellyplus-dw/status/window:0", "{\"open\":1}", 0,
+	    BAD(REASON_NOT_NUMBER) },
+	{ "json door by door_open_value", &src_json_door, "lab/door",
+	    "{\"door\":\"open\",\"ts\":1700000040}", 0, READINGS(1),
+	    { DOOR("lab/door", 1, 1700000040 * SEC, NAN) } },
+	{ "json door other value: shut", &src_json_door, "lab/door",
+	    "{\"door\":\"closed\"}", 0, READINGS(1),
+	    { DOOR("lab/door", 0, NOW, NAN) } },
+	{ "json door as a boolean", &src_json_contact, "lab/door",
+	    "{\"contact\":true}", 0, READINGS(1),
+	    { DOOR("lab/door", 1, NOW, NAN) } },
+	{ "json door 0", &src_json_contact, "lab/door", "{\"contact\":0}", 0,
+	    READINGS(1), { DOOR("lab/door", 0, NOW, NAN) } },
+	{ "json door an object", &src_json_contact, "lab/door",
+	    "{\"contact\":{}}", 0, BAD(REASON_NOT_NUMBER) },
+	{ "json power watts", &src_json_door, "lab/plug", "{\"power\":71.5}",
+	    0, READINGS(1), { WATTS("lab/plug", 71.5, NOW) } },
+	{ "json power boolean off", &src_json_door, "lab/plug",
+	    "{\"power\":false}", 0, READINGS(1),
+	    { ONOFF("lab/plug", 0, NOW) } },
+	{ "json power boolean on", &src_json_door, "lab/plug",
+	    "{\"power\":true}", 0, READINGS(1),
+	    { ONOFF("lab/plug", 1, NOW) } },
+	{ "json neither door nor power", &src_json_door, "lab/plug",
+	    "{\"watts\":3}", 0, BADMSG(REASON_NO_TEMPERATURE,
+	    "payload has no door state at /door nor power at /power") },
+	{ "json power a string", &src_json_door, "lab/plug",
+	    "{\"power\":\"high\"}", 0, BAD(REASON_NOT_NUMBER) },
+};
+
 #define TABLE(t)	{ #t, t, sizeof t / sizeof t[0] }
 static const struct table tables[] = {
 	TABLE(z2m_cases),
@@ -621,6 +731,7 @@ static const struct table tables[] = {
 	TABLE(number_cases),
 	TABLE(ttn_cases),
 	TABLE(json_cases),
+	TABLE(input_cases),
 	TABLE(bad_cases),
 };
 
@@ -760,6 +871,15 @@ check_reading(const char *name, int i, const struct reading *got,
 	    "%s: reading %d humidity", name, i);
 	is_double(got->battery, want->battery, 0.01, "%s: reading %d battery",
 	    name, i);
+	if (want->kind == READING_DOOR)
+		is_int(got->door_open, (int)want->value, "%s: reading %d door",
+		    name, i);
+	if (want->kind == READING_POWER) {
+		is_double(got->power_w, want->value, 0.001,
+		    "%s: reading %d power_w", name, i);
+		is_int(got->power_on, want->power_on,
+		    "%s: reading %d power_on", name, i);
+	}
 }
 
 /* Decode one case and check all it expects. */
@@ -985,7 +1105,11 @@ fuzz_byte(const struct source *src)
 			match = same(src->filter, presets[i].filter);
 		else
 			match = same(t, presets[i].temperature) &&
-			    same(ts, presets[i].timestamp);
+			    same(ts, presets[i].timestamp) &&
+			    same(src->door, presets[i].door) &&
+			    same(src->door_open_value,
+			    presets[i].door_open_value) &&
+			    same(src->power, presets[i].power);
 		if (match) {
 			preset = i;
 			break;

@@ -22,9 +22,10 @@
 
 /* Fridges: the case's limits index, or a step's to move the sensor. */
 enum { F_FRIDGE, F_FREEZER, F_NOHYST, F_OTHER, F_NODELAY, F_OTHERFREEZER,
-    F_RELOADED, F_COUNT };
+    F_RELOADED, F_DOOR, F_POWER, F_WARN, F_COUNT };
 
-enum { END, READ, TICK, DETACH };
+/* DOOR: temp is 1 open, 0 closed; POWER: watts; POWERB: 1 on, 0 off. */
+enum { END, READ, TICK, DETACH, DOOR, POWER, POWERB, UNPLUG };
 
 struct step {
 	int	 op;
@@ -43,6 +44,10 @@ struct step {
 #define T(n)		{ TICK, n, NAN, NAN, n, 0 }
 #define TL(n, l)	{ TICK, n, NAN, NAN, n, (l) + 1 }
 #define D(t, n)		{ DETACH, t, NAN, NAN, n, 0 }
+#define DR(t, v)	{ DOOR, t, v, NAN, t, 0 }
+#define PW(t, v)	{ POWER, t, v, NAN, t, 0 }
+#define PB(t, v)	{ POWERB, t, v, NAN, t, 0 }
+#define UP(t)		{ UNPLUG, t, NAN, NAN, t, 0 }
 
 /* An expected event; peak is the battery percent for battery events. */
 struct want {
@@ -400,6 +405,89 @@ static const struct tcase cases[] = {
     .saved = SAVED(NO, NAN, NO, NO, LOW, 0, NO, 1.0, 10, 10, NO, NO),
     .steps = { R(15, 1.0) }, .want = {
     E(0, ALARM, LOW, 0, 15, NO, 1.0, 15, 15) } },
+
+/* rules-input.c: doors. */
+{ .name = "door open 3 min: recorded, not alarmed", .lim = F_DOOR, .steps = {
+    DR(0, 0), DR(1, 1), T(3), DR(4, 0) }, .want = {
+    E(1, OPEN, DOOR, 1, NO, NO, NAN, 0, 0),
+    E(3, CLOSE, DOOR, 1, NO, 4, NAN, 3, 0) } },
+
+{ .name = "door open 6 min alarms at 5 by the clock, closing ends it",
+    .lim = F_DOOR, .steps = {
+    DR(0, 1), T(4.9), T(5), T(6), DR(6, 0), T(7) }, .want = {
+    E(0, OPEN, DOOR, 0, NO, NO, NAN, 0, 0),
+    E(2, ALARM, DOOR, 0, 5, NO, NAN, 5, 0),
+    E(4, CLOSE, DOOR, 0, 5, 6, NAN, 6, 0) } },
+
+{ .name = "door still open in a later report alarms", .lim = F_DOOR,
+    .steps = { DR(0, 1), DR(2, 1), DR(5, 1), DR(8, 1) }, .want = {
+    E(0, OPEN, DOOR, 0, NO, NO, NAN, 0, 0),
+    E(1, UPDATE, DOOR, 0, NO, NO, NAN, 2, 0),
+    E(2, ALARM, DOOR, 0, 5, NO, NAN, 5, 0),
+    E(3, UPDATE, DOOR, 0, 5, NO, NAN, 8, 0) } },
+
+{ .name = "door contacts never go offline", .lim = F_DOOR, .steps = {
+    DR(0, 0), T(31), T(600) } },
+
+/* rules-input.c: mains power. */
+{ .name = "plug at 0 W alarms after power_alarm_after", .lim = F_POWER,
+    .steps = { PW(0, 80), PW(1, 0), PW(2, 0.5), PW(3, 0), PW(10, 75) },
+    .want = {
+    E(1, OPEN, POWER, 1, NO, NO, 0, 0, 0),
+    E(2, UPDATE, POWER, 1, NO, NO, 0, 1, 0),
+    E(3, ALARM, POWER, 1, 3, NO, 0, 2, 0),
+    E(4, CLOSE, POWER, 1, 3, 10, 0, 9, 0) } },
+
+{ .name = "power just under 5 W, by the clock", .lim = F_POWER, .steps = {
+    PW(0, 4.9), T(1.9), T(2), PW(2.5, 5) }, .want = {
+    E(0, OPEN, POWER, 0, NO, NO, 4.9, 0, 0),
+    E(2, ALARM, POWER, 0, 2, NO, 4.9, 2, 0),
+    E(3, CLOSE, POWER, 0, 2, 2.5, 4.9, 2.5, 0) } },
+
+{ .name = "boolean power off then on", .lim = F_POWER, .steps = {
+    PB(0, 1), PB(1, 0), T(3), PB(4, 1) }, .want = {
+    E(1, OPEN, POWER, 1, NO, NO, NAN, 0, 0),
+    E(2, ALARM, POWER, 1, 3, NO, NAN, 2, 0),
+    E(3, CLOSE, POWER, 1, 3, 4, NAN, 3, 0) } },
+
+{ .name = "plug says offline: power alarm at once", .lim = F_POWER,
+    .steps = { PW(0, 60), UP(1), PW(5, 60) }, .want = {
+    E(1, OPEN, POWER, 1, NO, NO, NAN, 0, 0),
+    E(1, ALARM, POWER, 1, 1, NO, NAN, 0, 0),
+    E(2, CLOSE, POWER, 1, 1, 5, NAN, 4, 0) } },
+
+{ .name = "silent plug: a power excursion, not offline", .lim = F_POWER,
+    .steps = { PW(0, 60), T(29), T(30), T(31), PW(32, 60) }, .want = {
+    E(2, OPEN, POWER, 0, NO, NO, NAN, 0, 0),
+    E(2, ALARM, POWER, 0, 30, NO, NAN, 30, 0),
+    E(4, CLOSE, POWER, 0, 30, 32, NAN, 32, 0) } },
+
+/* rules-input.c: warnings before alarms (warn 3/7 C, 10 min). */
+{ .name = "warning after warn_delay, ended back in band", .lim = F_WARN,
+    .steps = { R(0, 5), R(5, 7.2), R(10, 7.4), T(15), R(20, 7.0),
+    R(25, 6.5) }, .want = {
+    E(1, OPEN, WARNING, 5, NO, NO, 7.2, 0, 0),
+    E(2, UPDATE, WARNING, 5, NO, NO, 7.4, 5, 0),
+    E(3, ALARM, WARNING, 5, 15, NO, 7.4, 10, 0),
+    E(4, UPDATE, WARNING, 5, 15, NO, 7.4, 15, 0),
+    E(5, CLOSE, WARNING, 5, 15, 25, 7.4, 20, 0) } },
+
+{ .name = "warning inside its delay: never sent", .lim = F_WARN, .steps = {
+    R(0, 2.9), R(5, 3.5) }, .want = {
+    E(0, OPEN, WARNING, 0, NO, NO, 2.9, 0, 0),
+    E(1, CLOSE, WARNING, 0, NO, 5, 2.9, 5, 0) } },
+
+{ .name = "no warning once the alarm is raised", .lim = F_WARN, .steps = {
+    R(0, 7.5), R(2, 12.5), T(20), R(30, 5) }, .want = {
+    E(0, OPEN, WARNING, 0, NO, NO, 7.5, 0, 0),
+    E(1, OPEN, HIGH, 2, NO, NO, 12.5, 0, 0),
+    E(1, ALARM, HIGH, 2, 2, NO, 12.5, 0, 0),
+    E(1, UPDATE, WARNING, 0, NO, NO, 12.5, 2, 0),
+    E(3, CLOSE, HIGH, 2, 2, 30, 12.5, 28, 126),
+    E(3, CLOSE, WARNING, 0, NO, 30, 12.5, 30, 0) } },
+
+{ .name = "no warning without thresholds", .steps = {
+    R(0, 7.5), R(20, 7.9), T(40) } },
 };
 
 /* A time from minutes after BASE; NO is unset (0). */
@@ -433,6 +521,14 @@ limits_init(void)
 	rules_limits_default(&limits[F_OTHERFREEZER], 4, RULES_FREEZER);
 	limits[F_RELOADED] = limits[F_FRIDGE];
 	limits[F_RELOADED].high_c = 9;
+	limits[F_DOOR] = limits[F_FRIDGE];
+	limits[F_DOOR].sensor = RULES_SENSOR_DOOR;
+	limits[F_POWER] = limits[F_FRIDGE];
+	limits[F_POWER].sensor = RULES_SENSOR_POWER;
+	limits[F_WARN] = limits[F_FRIDGE];
+	limits[F_WARN].warn_high_c = 7;
+	limits[F_WARN].warn_low_c = 3;
+	limits[F_WARN].warn_delay = 10 * RULES_US_PER_MIN;
 }
 
 /* The state a case starts from. */
@@ -474,11 +570,27 @@ run_step(const struct tcase *tc, const struct step *st, struct rules_state *s,
 	struct rules_reading		 r;
 
 	l = &limits[st->lim != 0 ? st->lim - 1 : tc->lim];
+	memset(&r, 0, sizeof r);
+	r.ts = at(st->t);
+	r.temp_c = st->op == READ ? st->temp : NAN;
+	r.battery = st->bat;
+	r.power_w = NAN;
+	r.power_on = -1;
 	switch (st->op) {
+	case DOOR:
+		r.input = RULES_IN_DOOR;
+		r.door_open = st->temp != 0;
+		return (rules_feed(s, l, &r, at(st->now), ev, max));
+	case POWER:
+	case POWERB:
+	case UNPLUG:
+		r.input = st->op == UNPLUG ? RULES_IN_UNPLUGGED : RULES_IN_POWER;
+		if (st->op == POWER)
+			r.power_w = st->temp;
+		else if (st->op == POWERB)
+			r.power_on = st->temp != 0;
+		return (rules_feed(s, l, &r, at(st->now), ev, max));
 	case READ:
-		r.ts = at(st->t);
-		r.temp_c = st->temp;
-		r.battery = st->bat;
 		return (rules_feed(s, l, &r, at(st->now), ev, max));
 	case TICK:
 		return (rules_tick(s, l, at(st->t), ev, max));
@@ -497,7 +609,9 @@ run_case(const struct tcase *tc, int dup, struct rules_event *got, int *step)
 
 	start(tc, &s);
 	for (j = 0; j < MAXSTEPS && tc->steps[j].op != END; j++) {
-		for (d = 0; d < (tc->steps[j].op == READ ? dup : 1); d++) {
+		for (d = 0; d < (tc->steps[j].op != TICK &&
+		    tc->steps[j].op != DETACH && tc->steps[j].op != UNPLUG ?
+		    dup : 1); d++) {
 			if (n + RULES_EVENTS_MAX > MAXGOT)
 				return (n);
 			k = run_step(tc, &tc->steps[j], &s, got + n,
@@ -624,6 +738,9 @@ test_names(void)
 	is_str(rules_kind_name(RULES_LOW), "low", "kind low");
 	is_str(rules_kind_name(RULES_OFFLINE), "offline", "kind offline");
 	is_str(rules_kind_name(RULES_BATTERY), "battery", "kind battery");
+	is_str(rules_kind_name(RULES_DOOR), "door", "kind door");
+	is_str(rules_kind_name(RULES_POWER), "power", "kind power");
+	is_str(rules_kind_name(RULES_WARNING), "warning", "kind warning");
 	is_str(rules_kind_name((enum rules_kind)99), "unknown", "kind 99");
 	is_str(rules_event_name(RULES_EV_OPEN), "excursion.open", "open");
 	is_str(rules_event_name(RULES_EV_ALARM), "excursion.alarm", "alarm");
@@ -672,6 +789,29 @@ test_room(void)
 	ok(s.temp.alarmed_at == r.ts, "the state still moved");
 }
 
+/* An open door row survives a restart and alarms on the clock. */
+static void
+test_restore_door(void)
+{
+	struct rules_state	 s;
+	struct rules_saved	 sv;
+	struct rules_event	 ev[RULES_EVENTS_MAX];
+	size_t			 n;
+
+	memset(&sv, 0, sizeof sv);
+	sv.last_ts = sv.last_arrival = at(1);
+	sv.last_temp = NAN;
+	sv.input.kind = RULES_DOOR;
+	sv.input.started_at = at(1);
+	sv.input.peak_c = NAN;
+	sv.warn.kind = RULES_NONE;
+	rules_restore(&s, &limits[F_DOOR], &sv, at(2));
+	n = rules_tick(&s, &limits[F_DOOR], at(6), ev, RULES_EVENTS_MAX);
+	ok(n == 1 && ev[0].type == RULES_EV_ALARM &&
+	    ev[0].x.kind == RULES_DOOR && ev[0].x.alarmed_at == at(6),
+	    "restored open door alarms at 5 min");
+}
+
 int
 main(void)
 {
@@ -681,6 +821,7 @@ main(void)
 	test_names();
 	test_defaults();
 	test_room();
+	test_restore_door();
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		test_case(&cases[i]);
 	return (done_testing());
