@@ -34,6 +34,7 @@
 #include "reminder.h"
 #include "retention.h"
 #include "spool.h"
+#include "state.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
@@ -227,6 +228,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	outbox_reconfigure(vw->outbox, old);
 	reminder_reconfigure(vw->reminder, old);
 	retention_reconfigure(vw->retention, old);
+	state_reconfigure(vw->state, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
@@ -380,6 +382,7 @@ main(int argc, char **argv)
 	vw.outbox = outbox_new(&vw);
 	vw.reminder = reminder_new(&vw);
 	vw.retention = retention_new(&vw);
+	vw.state = state_new(&vw);
 	vw.mqtt = mqtt_new(&vw);
 	if ((vw.spool = spool_open(vw.conf->state_dir, db_spool_replay, vw.db,
 	    &cause)) == NULL)
@@ -397,10 +400,12 @@ main(int argc, char **argv)
 	outbox_start(vw.outbox);
 	reminder_start(vw.reminder);
 	retention_start(vw.retention);
+	state_start(vw.state);
 
 	event_base_loop(vw.base, 0);
 
 	http_free(vw.http);
+	state_free(vw.state);
 	mqtt_free(vw.mqtt);
 	retention_free(vw.retention);
 	reminder_free(vw.reminder);

@@ -15,6 +15,7 @@ struct excursion;
 struct outbox;
 struct reminder;
 struct retention;
+struct state;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -27,6 +28,7 @@ struct vialwatchd {
 	struct outbox		*outbox;
 	struct reminder		*reminder;
 	struct retention	*retention;
+	struct state		*state;
 	int			 stopping;
 };
 
