@@ -39,6 +39,7 @@ static const char maintain_sql[] =
 static int
 partitions_apply(struct ctl *ctl, const char *const *params)
 {
+	FILE		*out = ctl_json ? stderr : stdout;	/* JSON lists */
 	PGresult	*res;
 	int		 i, n;
 
@@ -49,10 +50,10 @@ partitions_apply(struct ctl *ctl, const char *const *params)
 		return (-1);
 	n = PQntuples(res);
 	for (i = 0; i < n; i++)
-		printf("%s partition %s (%s)\n", PQgetvalue(res, i, 0),
+		fprintf(out, "%s partition %s (%s)\n", PQgetvalue(res, i, 0),
 		    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
 	if (n == 0)
-		printf("partitions up to date: nothing created or dropped\n");
+		fprintf(out, "partitions up to date: nothing created or dropped\n");
 	PQclear(res);
 	return (0);
 }
@@ -86,7 +87,8 @@ ctl_partitions(struct ctl *ctl, int argc, char **argv)
 		return (1);
 	ctl_table(res, head, 4);
 	days = ctl->conf->db_retention_ms / 86400000;
-	printf("%d partition%s; [database] retention %lld days%s\n",
+	if (!ctl_json)
+		printf("%d partition%s; [database] retention %lld days%s\n",
 	    PQntuples(res), PQntuples(res) == 1 ? "" : "s", days,
 	    days < 3 * 365 ? ", below the CDC's minimum of 3 years" : "");
 	PQclear(res);
