@@ -9,6 +9,10 @@
  * is cleared with an empty retained message. Nothing here touches the
  * ingest path: the readings are stored before they are seen here, and
  * mqtt_publish only queues.
+ *
+ * The same rows give /metrics the fridges in each state and those whose
+ * alarm nobody acknowledged; without publish_state they are counted every
+ * STATE_COUNT_EVERY_MS.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -31,6 +35,7 @@
 #include "xmalloc.h"
 
 #define STATE_EVERY_S		5
+#define STATE_COUNT_EVERY_MS	15000
 #define STATE_PREFIX		"vialwatch/"
 #define STATE_HA_PREFIX		"homeassistant/"
 
@@ -51,11 +56,59 @@ struct state {
 	unsigned int		 session;	/* mqtt_session() published to */
 	struct state_fridge	*fridges;	/* sorted by id */
 	size_t			 nfridges;
+	int64_t			 counted_at;	/* vw_mono_ms(), 0: never */
+	int64_t			 counts[STATE_KINDS];
+	int64_t			 unacknowledged;
+};
+
+static const char *state_kind_names[STATE_KINDS] = {
+	[STATE_OK] = "ok",
+	[STATE_PENDING] = "pending",
+	[STATE_ALARM] = "alarm",
+	[STATE_OFFLINE] = "offline",
+	[STATE_MAINTENANCE] = "maintenance",
 };
 
 static const char *state_sql =
-    "select fridge_id, clinic, fridge, path, payload "
+    "select fridge_id, clinic, fridge, path, state, unacknowledged, payload "
     "from vialwatch.fridge_mqtt_state()";
+
+const char *
+state_kind_name(enum state_kind k)
+{
+	return (state_kind_names[k]);
+}
+
+int64_t
+state_count(struct state *st, enum state_kind k)
+{
+	return (st->counted_at == 0 ? -1 : st->counts[k]);
+}
+
+int64_t
+state_unacknowledged(struct state *st)
+{
+	return (st->counted_at == 0 ? -1 : st->unacknowledged);
+}
+
+/* Count the fridges of each state in the rows. */
+static void
+state_count_rows(struct state *st, const PGresult *res)
+{
+	int	i, k, n = PQntuples(res);
+
+	memset(st->counts, 0, sizeof st->counts);
+	st->unacknowledged = 0;
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < STATE_KINDS; k++) {
+			if (strcmp(PQgetvalue(res, i, 4),
+			    state_kind_names[k]) == 0)
+				st->counts[k]++;
+		}
+		st->unacknowledged += *PQgetvalue(res, i, 5) == 't';
+	}
+	st->counted_at = vw_mono_ms();
+}
 
 /* Publish retained, and remember it; an empty payload clears the topic. */
 static void
@@ -231,7 +284,7 @@ state_row(struct state *st, const PGresult *res, int row,
 		old->id = -1;	/* carried over */
 	}
 	state_put(st, &f->payload, f->topic,
-	    xstrdup(PQgetvalue(res, row, 4)));
+	    xstrdup(PQgetvalue(res, row, 6)));
 	state_ha(st, f, c->mqtt_ha_discovery, clinic, fridge);
 }
 
@@ -250,6 +303,10 @@ state_on_rows(const PGresult *res, void *arg)
 		pgconn_failed(st->pc, res, "reading the fridges' state");
 		return;
 	}
+	state_count_rows(st, res);
+	if (!st->vw->conf->mqtt_publish_state ||
+	    mqtt_session(st->vw->mqtt) == 0)
+		return;
 	if (mqtt_session(st->vw->mqtt) != st->session) {
 		/* A new connection: the broker may have lost it all. */
 		for (i = 0; i < st->nfridges; i++)
@@ -293,12 +350,16 @@ state_poll(evutil_socket_t fd, short events, void *arg)
 	static const struct pgconn_events	 no_events;
 	struct state				*st = arg;
 
-	if (mqtt_session(st->vw->mqtt) == 0 || st->busy)
+	if (st->busy)
 		return;
-	if (!st->vw->conf->mqtt_publish_state) {
-		if (st->nfridges > 0)
+	if (!st->vw->conf->mqtt_publish_state ||
+	    mqtt_session(st->vw->mqtt) == 0) {
+		if (!st->vw->conf->mqtt_publish_state && st->nfridges > 0 &&
+		    mqtt_session(st->vw->mqtt) != 0)
 			state_withdraw(st);
-		return;
+		if (st->counted_at != 0 &&
+		    vw_mono_ms() - st->counted_at < STATE_COUNT_EVERY_MS)
+			return;
 	}
 	if (st->pc == NULL) {
 		st->pc = pgconn_new(st->vw, "state", &no_events, st);

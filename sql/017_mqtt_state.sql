@@ -18,14 +18,14 @@ as $$
 	    regexp_replace(lower(p), '[^a-z0-9]+', '-', 'g')), ''), 'x');
 $$;
 
--- One row per fridge: its topic path (clinic/fridge) and the state as
--- JSON.  state: maintenance (a window of vialwatch.maintenance covers now),
+-- One row per fridge: its topic path (clinic/fridge), its state, whether
+-- its alarm waits for an acknowledgement, and the state as JSON.  state: maintenance (a window of vialwatch.maintenance covers now),
 -- offline (an open offline excursion, or no reading yet), alarm (an open
 -- alarmed excursion, acknowledged or not), pending (out of range, the
 -- delay not over), ok.
 create function vialwatch.fridge_mqtt_state()
 returns table (fridge_id bigint, clinic text, fridge text, path text,
-    state text, payload text)
+    state text, unacknowledged boolean, payload text)
 language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
@@ -67,7 +67,7 @@ begin
 		from f
 	)
 	select n.fridge_id, n.clinic, n.fridge, n.cpath || '/' || n.fpath,
-	    n.mstate,
+	    n.mstate, n.state = 'alarm',
 	    json_build_object(
 		'state', n.mstate,
 		'temperature', n.last_temp_c,

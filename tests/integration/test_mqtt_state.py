@@ -114,7 +114,7 @@ def test_state_and_home_assistant_discovery(daemon, db, mqtt_broker,
     f = setup_fridge(db, key="json/lakeview/botox")
     state_topic = "vialwatch/lakeview-aesthetics/botox-fridge/state"
     sub = subscriber("vialwatch/#", "homeassistant/#")
-    daemon(overrides=SOURCES, mqtt={
+    d = daemon(overrides=SOURCES, mqtt={
         "status_topic": "vialwatch/status", "publish_state": "yes",
         "homeassistant_discovery": "yes"})
 
@@ -136,6 +136,9 @@ def test_state_and_home_assistant_discovery(daemon, db, mqtt_broker,
                             "state alarm after a critical reading"))
     assert v["temperature"] == 14.0
     assert v["excursion"]["kind"] == "high"
+    wait_for(lambda: d.metrics().get("vialwatch_alarms_unacknowledged") == 1,
+             20, "the unacknowledged alarm in /metrics")
+    assert d.metrics()['vialwatch_fridges{state="alarm"}'] == 1
 
     node = f"vialwatch_fridge_{f['fridge']}"
     sensor = json.loads(sub.wait(
@@ -163,6 +166,30 @@ def test_state_and_home_assistant_discovery(daemon, db, mqtt_broker,
     sub.wait(f"homeassistant/sensor/{node}/temperature/config",
              lambda v: json.loads(v)["state_topic"] == new_topic,
              "the discovery config follows the rename")
+
+    # Acknowledged: still an alarm, no longer waiting for anyone.
+    db.execute("update vialwatch.excursion set acked_at = now(), "
+               "acked_by = 'Dana Lee' where fridge_id = %s", [f["fridge"]])
+    v = json.loads(sub.wait(
+        new_topic, lambda v: json.loads(v)["excursion"]["acknowledged"],
+        "the acknowledgement in the state"))
+    assert v["state"] == "alarm"
+    wait_for(lambda: d.metrics().get("vialwatch_alarms_unacknowledged") == 0,
+             20, "no unacknowledged alarm in /metrics")
+
+
+def test_fridges_counted_without_publishing(daemon, db, subscriber):
+    f = setup_fridge(db, key="json/lakeview/botox")
+    db.execute("update vialwatch.clinic set name = 'Quiet Clinic' "
+               "where id = %s", [f["clinic"]])
+    sub = subscriber("vialwatch/quiet-clinic/#", "vialwatch/status")
+    d = daemon(overrides=SOURCES)
+    wait_for(lambda: d.metrics().get('vialwatch_fridges{state="offline"}')
+             == 1, 30, "the fridge counted as offline")
+    assert d.metrics()["vialwatch_alarms_unacknowledged"] == 0
+    # publish_state = no (the default): only the daemon's status.
+    sub.wait("vialwatch/status", lambda v: v == "online", "online")
+    assert set(sub.last) == {"vialwatch/status"}
 
 
 def test_same_slug_fridges_get_their_ids(daemon, db, subscriber):
