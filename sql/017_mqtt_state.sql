@@ -1,6 +1,7 @@
--- Fridge state for MQTT: what [mqtt] publish_state sends, retained, to
--- vialwatch/<clinic>/<fridge>/state, so that Home Assistant or a wall
--- display shows what vialwatch knows.
+-- Fridge state for MQTT and dashboards.  What [mqtt] publish_state sends,
+-- retained, to vialwatch/<clinic>/<fridge>/state, so that Home Assistant
+-- or a wall display shows what vialwatch knows; the views the Grafana
+-- dashboards of contrib/grafana read.
 --
 -- Topics use slugs of the names (lowercase ASCII letters and digits, runs
 -- of anything else as one "-"), e.g. "Main Street Clinic" / "Vaccine
@@ -88,3 +89,42 @@ begin
 	order by n.fridge_id;
 end;
 $$;
+
+-- Views for dashboards (contrib/grafana), read as vialwatch_readonly.
+
+-- Every reading with the fridge its sensor is assigned to now, and the
+-- fridge's range: filter on fridge_id and ts.
+create view vialwatch.fridge_reading as
+select
+	f.id as fridge_id,
+	f.clinic_id,
+	s.id as sensor_id,
+	s.key as sensor_key,
+	r.ts,
+	r.temp_c,
+	f.low_c,
+	f.high_c
+from vialwatch.reading r
+join vialwatch.sensor s on s.id = r.sensor_id
+join vialwatch.fridge f on f.id = s.fridge_id;
+
+-- The sensors of fridges that have not reported within their fridge's
+-- offline_after, or that their feed says are offline.
+create view vialwatch.stale_sensor as
+select
+	s.id as sensor_id,
+	s.key as sensor_key,
+	c.id as clinic_id,
+	c.name as clinic,
+	f.id as fridge_id,
+	f.name as fridge,
+	s.last_seen,
+	now() - s.last_seen as silent_for,
+	s.offline_since
+from vialwatch.sensor s
+join vialwatch.fridge f on f.id = s.fridge_id
+join vialwatch.clinic c on c.id = f.clinic_id
+where s.last_seen < now() - f.offline_after or s.offline_since is not null;
+
+grant select on vialwatch.fridge_reading, vialwatch.stale_sensor
+	to vialwatch_readonly, vialwatch_admin, vialwatch_daemon;
