@@ -5,6 +5,8 @@ discovery configs ([mqtt] homeassistant_discovery)."""
 
 import datetime
 import json
+import os
+import subprocess
 import threading
 
 import pytest
@@ -206,13 +208,16 @@ def test_same_slug_fridges_get_their_ids(daemon, db, subscriber):
     assert not [t for t in sub.last if t.startswith("homeassistant/")]
 
 
-def test_discovery_needs_publish_state(tmp_path):
-    import subprocess
-    import os
+@pytest.mark.parametrize("lines, line, error", [
+    (["homeassistant_discovery = yes"], 1, "needs publish_state = yes"),
+    (["publish_state = maybe"], 2, "must be yes or no"),
+    (["status_topic = vialwatch/+/status"], 2, "no wildcards"),
+])
+def test_bad_mqtt_state_settings(tmp_path, lines, line, error):
     conf = tmp_path / "bad.conf"
-    conf.write_text("[mqtt]\nhomeassistant_discovery = yes\n")
+    conf.write_text("[mqtt]\n" + "\n".join(lines) + "\n")
     conf.chmod(0o600)
     r = subprocess.run([os.environ.get("VIALWATCHD", "vialwatchd"), "-t",
                         "-c", str(conf)], capture_output=True, text=True)
     assert r.returncode == 1
-    assert f"{conf}:1:" in r.stderr and "publish_state" in r.stderr
+    assert f"{conf}:{line}:" in r.stderr and error in r.stderr, r.stderr
