@@ -39,6 +39,7 @@ enum conf_type {
 	CONF_LOG_LEVEL,		/* int */
 	CONF_SECRET,		/* char *: the contents of the named file */
 	CONF_READABLE,		/* char *: a path that must be readable */
+	CONF_BOOL,		/* int: yes (1) or no (0) */
 	CONF_SPECIAL,		/* handled by a function of its own */
 };
 
@@ -104,6 +105,12 @@ static const struct conf_key conf_keys[] = {
 	    5 * SEC, 65535 * SEC },
 	{ SECTION_MQTT, "session_expiry", CONF_DURATION,
 	    C(mqtt_session_expiry_ms), 0, 4294967295LL * SEC },
+	{ SECTION_MQTT, "status_topic", CONF_SPECIAL, C(mqtt_status_topic),
+	    0, 0 },
+	{ SECTION_MQTT, "publish_state", CONF_BOOL, C(mqtt_publish_state), 0,
+	    0 },
+	{ SECTION_MQTT, "homeassistant_discovery", CONF_BOOL,
+	    C(mqtt_ha_discovery), 0, 0 },
 
 	{ SECTION_DATABASE, "conninfo", CONF_STRING, C(db_conninfo), 0, 0 },
 	{ SECTION_DATABASE, "batch_max_rows", CONF_INT, C(db_batch_max_rows),
@@ -638,6 +645,12 @@ conf_special(struct conf_parse *p, const struct conf_key *k, void *base,
 			c->smtp_tls_required = 0;
 		else
 			return ("must be required or none");
+	} else if (strcmp(k->name, "status_topic") == 0) {
+		if (*value != '\0' && mosquitto_pub_topic_check(value) !=
+		    MOSQ_ERR_SUCCESS)
+			return ("not a valid MQTT topic (no wildcards)");
+		free(c->mqtt_status_topic);
+		c->mqtt_status_topic = *value == '\0' ? NULL : xstrdup(value);
 	} else if (strcmp(k->name, "watch") == 0) {
 		if (strcmp(value, "own") == 0)
 			c->alerts_watch_own = 1;
@@ -815,6 +828,14 @@ conf_store(struct conf_parse *p, const struct conf_key *k, void *base,
 			return ("must be error, warning, info or debug");
 		*(int *)((char *)base + k->offset) = level;
 		return (NULL);
+	case CONF_BOOL:
+		if (strcmp(value, "yes") == 0)
+			*(int *)((char *)base + k->offset) = 1;
+		else if (strcmp(value, "no") == 0)
+			*(int *)((char *)base + k->offset) = 0;
+		else
+			return ("must be yes or no");
+		return (NULL);
 	case CONF_SPECIAL:
 		return (conf_special(p, k, base, value, owned));
 	}
@@ -952,6 +973,9 @@ conf_check_mqtt(struct conf_parse *p)
 	if (c->mqtt_tls_cert_file != NULL && c->mqtt_tls_ca_file == NULL)
 		conf_error(p, line, "[mqtt] a client certificate needs "
 		    "tls_ca_file (TLS)");
+	if (c->mqtt_ha_discovery && !c->mqtt_publish_state)
+		conf_error(p, line, "[mqtt] homeassistant_discovery = yes "
+		    "needs publish_state = yes");
 }
 
 /*
@@ -989,6 +1013,7 @@ conf_defaults(struct conf *c)
 	c->mqtt_qos = 1;
 	c->mqtt_keepalive_ms = 30 * SEC;
 	c->mqtt_session_expiry_ms = 86400 * SEC;
+	c->mqtt_status_topic = xstrdup("vialwatch/status");
 	c->db_conninfo = xstrdup("dbname=vialwatch");
 	c->db_batch_max_rows = 5000;
 	c->db_batch_max_delay_ms = 200;
@@ -1152,6 +1177,7 @@ conf_free(struct conf *c)
 	free(c->mqtt_tls_ca_file);
 	free(c->mqtt_tls_cert_file);
 	free(c->mqtt_tls_key_file);
+	free(c->mqtt_status_topic);
 	free(c->db_conninfo);
 	free(c->smtp_url);
 	free(c->smtp_username);

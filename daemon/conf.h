@@ -68,6 +68,9 @@ struct conf {
 	int		 mqtt_qos;
 	int64_t		 mqtt_keepalive_ms;
 	int64_t		 mqtt_session_expiry_ms;
+	char		*mqtt_status_topic;	/* NULL: none */
+	int		 mqtt_publish_state;
+	int		 mqtt_ha_discovery;
 
 	/* [database] */
 	char		*db_conninfo;

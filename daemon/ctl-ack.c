@@ -6,6 +6,7 @@
 #include "config.h"
 #endif
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +49,26 @@ ctl_excursions(struct ctl *ctl, int argc, char **argv)
 					    "KIND", "STARTED", "ENDED",
 					    "ALARMED", "PEAK_C",
 					    "ACKNOWLEDGED", "LOTS" };
+	static const struct option	 longopts[] = {
+		{ "days", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 }
+	};
 	const char			*days = "7", *params[1];
+	char				 none[80];
 	PGresult			*res;
+	int				 ch;
 
 	ctl->context = "excursions";
-	if (argc == 3 && strcmp(argv[1], "--days") == 0)
-		days = argv[2];
-	else if (argc != 1)
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+d:", longopts, NULL)) != -1) {
+		if (ch != 'd')
+			return (CTL_USAGE);
+		days = optarg;
+	}
+	if (optind != argc) {
+		ctl_warnx("excursions: unexpected argument: %s", argv[optind]);
 		return (CTL_USAGE);
+	}
 	if (ctl_check_id(days) != 0 || strlen(days) > 5) {
 		ctl_warnx("excursions: bad --days \"%s\": expected a number of "
 		    "days", days);
@@ -64,10 +77,9 @@ ctl_excursions(struct ctl *ctl, int argc, char **argv)
 	params[0] = days;
 	if ((res = ctl_query(ctl, excursions_sql, 1, params)) == NULL)
 		return (1);
-	if (PQntuples(res) == 0)
-		printf("no excursions open or in the last %s days\n", days);
-	else
-		ctl_table(res, head, 10);
+	snprintf(none, sizeof none, "no excursions open or in the last %s "
+	    "days", days);
+	ctl_list(res, head, 10, none);
 	PQclear(res);
 	return (0);
 }

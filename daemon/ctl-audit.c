@@ -109,6 +109,8 @@ ctl_audit(struct ctl *ctl, int argc, char **argv)
 	int				 ch, verify = 0;
 
 	ctl->context = "audit";
+	if (ctl_json)
+		params[3] = "true";
 	if (argc > 1 && strcmp(argv[1], "verify") == 0) {
 		verify = 1;
 		argc--;

@@ -290,7 +290,7 @@ calibration_list(struct ctl *ctl, int argc, char **argv)
 					    "UNCERTAINTY_C", "STATE" };
 	const char			*p[1] = { NULL };
 	PGresult			*res;
-	int				 ch, json = 0, n;
+	int				 ch, json = ctl_json, n;
 
 	optind = 0;
 	while ((ch = getopt_long(argc - 1, argv + 1, "+", longopts,

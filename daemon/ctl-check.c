@@ -169,7 +169,7 @@ holiday_list(struct ctl *ctl, int argc, char **argv)
 	PGresult			*res;
 	int				 json;
 
-	json = argc == 3 && strcmp(argv[2], "--json") == 0;
+	json = ctl_json || (argc == 3 && strcmp(argv[2], "--json") == 0);
 	if (argc != 2 && !json)
 		return (CTL_USAGE);
 	if ((clinic = holiday_clinic(ctl, argv[1])) == NULL)

@@ -151,7 +151,7 @@ excursion_show(struct ctl *ctl, int argc, char **argv)
 	PGresult	*res;
 	int		 i, json, width = 0, len;
 
-	json = argc == 3 && strcmp(argv[2], "--json") == 0;
+	json = ctl_json || (argc == 3 && strcmp(argv[2], "--json") == 0);
 	if (argc != 2 && !json)
 		return (CTL_USAGE);
 	if (ctl_check_id(argv[1]) != 0) {

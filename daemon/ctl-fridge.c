@@ -62,57 +62,6 @@ static const char lots_sql[] =
     " where $1::bigint is null or l.fridge_id = $1::bigint"
     " order by c.name, f.name, l.product, l.lot_number, l.id";
 
-/* Characters a terminal shows for s (UTF-8 continuation bytes skipped). */
-static int
-fridge_width(const char *s)
-{
-	int	n = 0;
-
-	for (; *s != '\0'; s++)
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	return (n);
-}
-
-/* Print a cell, control characters (from sensor keys) as '?'. */
-static void
-fridge_cell(const char *s, int width)
-{
-	int	n = fridge_width(s);
-
-	for (; *s != '\0'; s++)
-		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
-	while (n++ < width)
-		putchar(' ');
-}
-
-/* Print res as aligned columns under head. */
-void
-ctl_table(const PGresult *res, const char *const *head, int ncols)
-{
-	int	*w, i, j, n = PQntuples(res);
-
-	w = xcalloc(ncols, sizeof *w);
-	for (j = 0; j < ncols; j++)
-		w[j] = fridge_width(head[j]);
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < ncols; j++) {
-			if (fridge_width(PQgetvalue(res, i, j)) > w[j])
-				w[j] = fridge_width(PQgetvalue(res, i, j));
-		}
-	}
-	for (j = 0; j < ncols; j++) {
-		fridge_cell(head[j], j + 1 < ncols ? w[j] + 2 : 0);
-	}
-	putchar('\n');
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < ncols; j++)
-			fridge_cell(PQgetvalue(res, i, j),
-			    j + 1 < ncols ? w[j] + 2 : 0);
-		putchar('\n');
-	}
-	free(w);
-}
-
 /* vialwatchctl fridges: every fridge, its limits, sensors and state. */
 int
 ctl_fridges(struct ctl *ctl, int argc, char **argv)
@@ -126,12 +75,8 @@ ctl_fridges(struct ctl *ctl, int argc, char **argv)
 
 	if ((res = ctl_query(ctl, fridges_sql, 0, NULL)) == NULL)
 		return (1);
-	if ((n = PQntuples(res)) == 0)
-		printf("no fridges\n");
-	else {
-		ctl_table(res, head, 10);
+	if ((n = ctl_list(res, head, 10, "no fridges")) > 0)
 		printf("%d fridge%s\n", n, n == 1 ? "" : "s");
-	}
 	PQclear(res);
 	return (0);
 }
@@ -321,10 +266,7 @@ lots_list(struct ctl *ctl, int argc, char **argv)
 	}
 	if ((res = ctl_query(ctl, lots_sql, 1, params)) == NULL)
 		return (1);
-	if (PQntuples(res) == 0)
-		printf("no lots\n");
-	else
-		ctl_table(res, head, 9);
+	ctl_list(res, head, 9, "no lots");
 	PQclear(res);
 	return (0);
 }

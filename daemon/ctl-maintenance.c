@@ -93,7 +93,7 @@ maintenance_list(struct ctl *ctl, int argc, char **argv)
 	PGresult			*res;
 	int				 json;
 
-	json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	json = ctl_json || (argc == 2 && strcmp(argv[1], "--json") == 0);
 	if (argc != 1 && !json)
 		return (CTL_USAGE);
 	res = ctl_query(ctl, json ? maintenance_json_sql :

@@ -64,7 +64,7 @@ offset_list(struct ctl *ctl, int argc, char **argv)
 					    "OFFSET_C", "FROM", "", "SET_BY",
 					    "REASON" };
 	PGresult			*res;
-	int				 json = 0, n;
+	int				 json = ctl_json, n;
 
 	if (argc == 3 && strcmp(argv[2], "--json") == 0)
 		json = 1;

@@ -43,6 +43,7 @@ static const char maintain_sql[] =
 static int
 partitions_apply(struct ctl *ctl, const char *const *params)
 {
+	FILE		*out = ctl_json ? stderr : stdout;	/* JSON lists */
 	PGresult	*res;
 	int		 i, n;
 
@@ -54,16 +55,16 @@ partitions_apply(struct ctl *ctl, const char *const *params)
 	n = PQntuples(res);
 	for (i = 0; i < n; i++) {
 		if (strcmp(PQgetvalue(res, i, 0), "expiring") == 0)
-			printf("expiring partition %s (%s): past the "
+			fprintf(out, "expiring partition %s (%s): past the "
 			    "retention, dropped by --apply from %s UTC\n",
 			    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 			    PQgetvalue(res, i, 3));
 		else
-			printf("%s partition %s (%s)\n", PQgetvalue(res, i, 0),
+			fprintf(out, "%s partition %s (%s)\n", PQgetvalue(res, i, 0),
 			    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
 	}
 	if (n == 0)
-		printf("partitions up to date: nothing created or dropped\n");
+		fprintf(out, "partitions up to date: nothing created or dropped\n");
 	PQclear(res);
 	return (0);
 }
@@ -97,7 +98,8 @@ ctl_partitions(struct ctl *ctl, int argc, char **argv)
 		return (1);
 	ctl_table(res, head, 4);
 	days = ctl->conf->db_retention_ms / 86400000;
-	printf("%d partition%s; [database] retention %lld days%s\n",
+	if (!ctl_json)
+		printf("%d partition%s; [database] retention %lld days%s\n",
 	    PQntuples(res), PQntuples(res) == 1 ? "" : "s", days,
 	    days < 3 * 365 ? ", below the CDC's minimum of 3 years" : "");
 	PQclear(res);

@@ -606,16 +606,14 @@ int
 ctl_status(struct ctl *ctl, int argc, char **argv)
 {
 	struct status	st;
-	int		json = 0, rc = 1;
+	int		rc = 1;
 
 	ctl->context = "status";
-	if (argc == 2 && strcmp(argv[1], "--json") == 0)
-		json = 1;
-	else if (argc != 1)
+	if (argc != 1)
 		return (CTL_USAGE);
 	memset(&st, 0, sizeof st);
 	if (status_collect(ctl, &st) == 0) {
-		if (json)
+		if (ctl_json)
 			status_print_json(ctl, &st);
 		else
 			status_print_text(ctl, &st);

@@ -220,7 +220,7 @@ ctl_watchdog(struct ctl *ctl, int argc, char **argv)
 	const char			*forget = NULL, *p[1];
 	char				 ms[32];
 	PGresult			*res;
-	int				 ch, json = 0, sent = 0, failed, silent;
+	int				 ch, json = ctl_json, sent = 0, failed, silent;
 
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {

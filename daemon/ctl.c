@@ -34,12 +34,12 @@ static const struct ctl_command ctl_commands[] = {
 	{ "migrate", "", "create or upgrade the database schema", 0, 0,
 	    ctl_migrate },
 	{ "status", "[--json]",
-	    "fridges, open excursions, outbox, reminders, daemons", 0, 1,
+	    "fridges, open excursions, outbox, reminders, daemons", 0, 0,
 	    ctl_status },
-	{ "sensors", "", "list the sensors, unassigned ones marked", 0, 0,
-	    ctl_sensors },
-	{ "fridges", "", "list the fridges: limits, sensors, state", 0, 0,
-	    ctl_fridges },
+	{ "sensors", "[--json]", "list the sensors, unassigned ones marked",
+	    0, 0, ctl_sensors },
+	{ "fridges", "[--json]", "list the fridges: limits, sensors, state",
+	    0, 0, ctl_fridges },
 	{ "fridge", "set ID KEY=VALUE... --by WHO --reason TEXT",
 	    "change a fridge's settings (limits, delays, name...)", 2, 32,
 	    ctl_fridge },
@@ -47,11 +47,11 @@ static const struct ctl_command ctl_commands[] = {
 	    "assign a sensor (key or id) to a fridge (id)", 2, 6, ctl_assign },
 	{ "unassign", "SENSOR --by WHO --reason TEXT",
 	    "take a sensor off its fridge", 1, 5, ctl_unassign },
-	{ "lots", "[--fridge ID]", "list the lots and their status", 0, 16,
-	    ctl_lots },
+	{ "lots", "[--fridge ID] [--json]", "list the lots and their status",
+	    0, 16, ctl_lots },
 	{ "lots", "release|discard ID --by WHO --note TEXT",
 	    "decide on a quarantined lot", 0, 16, ctl_lots },
-	{ "excursions", "[--days N]",
+	{ "excursions", "[--days N] [--json]",
 	    "list open excursions and those of the last N (7) days", 0, 2,
 	    ctl_excursions },
 	{ "ack", "ID --by WHO --note TEXT",
@@ -104,7 +104,7 @@ static const struct ctl_command ctl_commands[] = {
 	    "correct a probe's readings from now on", 1, 16, ctl_offset },
 	{ "offset", "list [--json]", "the probes' offsets", 1, 16,
 	    ctl_offset },
-	{ "partitions", "[--apply]",
+	{ "partitions", "[--apply] [--json]",
 	    "list the reading partitions; --apply: make ahead, drop expired",
 	    0, 1, ctl_partitions },
 	{ "watchdog", "[--json] [--forget NAME]",
@@ -348,57 +348,14 @@ ctl_exec(struct ctl *ctl, const char *sql)
 	return (0);
 }
 
-/* Copy s for a terminal: control characters from sensor keys become '?'. */
-static char *
-ctl_clean(const char *s)
-{
-	char	*copy, *p;
-
-	copy = xstrdup(s);
-	for (p = copy; *p != '\0'; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	}
-	return (copy);
-}
-
-/* Print the rows of the sensors query as aligned columns. */
-static void
-ctl_sensors_print(PGresult *res)
-{
-	static const char	*head[] = { "ID", "KEY", "SOURCE", "FRIDGE",
-				    "LAST SEEN" };
-	int			 w[5], i, j, n = PQntuples(res);
-	char			*cell;
-
-	for (j = 0; j < 5; j++)
-		w[j] = (int)strlen(head[j]);
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < 5; j++) {
-			if (PQgetlength(res, i, j) > w[j])
-				w[j] = PQgetlength(res, i, j);
-		}
-	}
-	printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1], head[1],
-	    w[2], head[2], w[3], head[3], head[4]);
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < 5; j++) {
-			cell = ctl_clean(PQgetvalue(res, i, j));
-			if (j < 4)
-				printf("%-*s  ", w[j], cell);
-			else
-				printf("%s\n", cell);
-			free(cell);
-		}
-	}
-}
-
 /* vialwatchctl sensors: every sensor, with its fridge or "(unassigned)". */
 static int
 ctl_sensors(struct ctl *ctl, int argc, char **argv)
 {
-	PGresult	*res;
-	int		 n, unassigned = 0, i;
+	static const char *const	 head[] = { "ID", "KEY", "SOURCE",
+					    "FRIDGE", "LAST SEEN" };
+	PGresult			*res;
+	int				 n, unassigned = 0, i;
 
 	res = ctl_query(ctl, "select s.id, s.key, coalesce(s.source, '-'), "
 	    "coalesce(c.name || ' / ' || f.name, '(unassigned)'), "
@@ -411,32 +368,68 @@ ctl_sensors(struct ctl *ctl, int argc, char **argv)
 	    "order by s.fridge_id is not null, s.key", 0, NULL);
 	if (res == NULL)
 		return (1);
-	if ((n = PQntuples(res)) == 0) {
-		printf("no sensors\n");
-		PQclear(res);
-		return (0);
+	if ((n = ctl_list(res, head, 5, "no sensors")) > 0) {
+		for (i = 0; i < n; i++)
+			unassigned += strcmp(PQgetvalue(res, i, 5), "t") == 0;
+		printf("%d sensor%s, %d unassigned\n", n, n == 1 ? "" : "s",
+		    unassigned);
 	}
-	for (i = 0; i < n; i++)
-		unassigned += strcmp(PQgetvalue(res, i, 5), "t") == 0;
-	ctl_sensors_print(res);
-	printf("%d sensor%s, %d unassigned\n", n, n == 1 ? "" : "s",
-	    unassigned);
 	PQclear(res);
 	return (0);
 }
 
-/* Print how to call us. */
+/* Print how to call us: in full for --help, else the first lines. */
 static void
 ctl_usage(FILE *f)
 {
 	size_t	i;
 
-	fprintf(f, "usage: vialwatchctl [-h] [-c file] [-s sqldir] command "
-	    "[args]\ncommands:\n");
+	fprintf(f, "usage: vialwatchctl [-hV] [-c file] [-s sqldir] command "
+	    "[args]\n"
+	    "       vialwatchctl command --help\n");
+	if (f != stdout) {
+		fprintf(f, "vialwatchctl --help lists the commands\n");
+		return;
+	}
+	fprintf(f, "options:\n"
+	    "  -c, --config FILE    configuration (default %s)\n"
+	    "  -s, --sql-dir DIR    migrations (default %s)\n"
+	    "  -h, --help           this text\n"
+	    "  -V, --version        the version\n"
+	    "commands:\n", SYSCONFDIR "/vialwatch/vialwatch.conf", SQLDIR);
 	for (i = 0; i < CTL_NCOMMANDS; i++) {
-		fprintf(f, "  %-8s %-12s %s\n", ctl_commands[i].name,
+		fprintf(f, "  %s %s\n        %s\n", ctl_commands[i].name,
 		    ctl_commands[i].args, ctl_commands[i].help);
 	}
+}
+
+/* Print the usage of one command: each of its entries in the table. */
+static void
+ctl_command_usage(FILE *f, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < CTL_NCOMMANDS; i++) {
+		if (strcmp(ctl_commands[i].name, name) != 0)
+			continue;
+		fprintf(f, "usage: vialwatchctl %s%s%s\n  %s\n", name,
+		    *ctl_commands[i].args != '\0' ? " " : "",
+		    ctl_commands[i].args, ctl_commands[i].help);
+	}
+}
+
+/* True when an entry of the command names --json in its arguments. */
+static int
+ctl_command_json(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < CTL_NCOMMANDS; i++) {
+		if (strcmp(ctl_commands[i].name, name) == 0 &&
+		    strstr(ctl_commands[i].args, "--json") != NULL)
+			return (1);
+	}
+	return (0);
 }
 
 /* The command called name, or NULL. */
@@ -450,6 +443,38 @@ ctl_find_command(const char *name)
 			return (&ctl_commands[i]);
 	}
 	return (NULL);
+}
+
+/*
+ * The options every command has, taken out of its arguments (before a
+ * "--"): --help (-h) prints its usage, --json sets ctl_json where the
+ * table offers it. 1 for help, 0, or CTL_USAGE.
+ */
+static int
+ctl_common_options(int *argc, char **argv)
+{
+	int	i, j, rest = 0;
+
+	for (i = j = 1; i < *argc; i++) {
+		if (!rest && strcmp(argv[i], "--") == 0)
+			rest = 1;
+		else if (!rest && (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0))
+			return (1);
+		else if (!rest && strcmp(argv[i], "--json") == 0) {
+			if (!ctl_command_json(argv[0])) {
+				ctl_warnx("%s: no --json: it lists nothing",
+				    argv[0]);
+				return (CTL_USAGE);
+			}
+			ctl_json = 1;
+			continue;
+		}
+		argv[j++] = argv[i];
+	}
+	*argc = j;
+	argv[j] = NULL;
+	return (0);
 }
 
 /* Load the configuration and connect; 0 or -1 (reported). */
@@ -487,38 +512,50 @@ ctl_run(struct ctl *ctl, int argc, char **argv)
 
 	if (argc < 1) {
 		ctl_usage(stderr);
-		return (1);
+		return (CTL_EXIT_USAGE);
 	}
 	if ((cmd = ctl_find_command(argv[0])) == NULL) {
 		ctl_warnx("unknown command: %s", argv[0]);
 		ctl_usage(stderr);
-		return (1);
+		return (CTL_EXIT_USAGE);
+	}
+	if ((rc = ctl_common_options(&argc, argv)) != 0) {
+		ctl_command_usage(rc == 1 ? stdout : stderr, cmd->name);
+		return (rc == 1 ? 0 : CTL_EXIT_USAGE);
 	}
 	if (argc - 1 < cmd->argmin || argc - 1 > cmd->argmax) {
 		ctl_warnx("%s: wrong number of arguments", cmd->name);
-		ctl_usage(stderr);
-		return (1);
+		ctl_command_usage(stderr, cmd->name);
+		return (CTL_EXIT_USAGE);
 	}
 	if (ctl_open(ctl) != 0)
 		return (1);
 	if ((rc = cmd->exec(ctl, argc, argv)) == CTL_USAGE) {
-		ctl_usage(stderr);
-		rc = 1;
+		ctl_command_usage(stderr, cmd->name);
+		rc = CTL_EXIT_USAGE;
 	}
-	return (rc);
+	return (rc < 0 ? 1 : rc);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct ctl	 ctl;
-	const char	*sql_dir = NULL;
-	int		 ch, rc;
+	static const struct option	 longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "sql-dir", required_argument, NULL, 's' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct ctl			 ctl;
+	const char			*sql_dir = NULL;
+	int				 ch, rc;
 
 	log_init("vialwatchctl", LOG_LEVEL_WARNING);
 	memset(&ctl, 0, sizeof ctl);
 	ctl.conf_path = SYSCONFDIR "/vialwatch/vialwatch.conf";
-	while ((ch = getopt(argc, argv, "+c:hs:")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:hs:V", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			ctl.conf_path = optarg;
@@ -529,9 +566,12 @@ main(int argc, char **argv)
 		case 's':
 			sql_dir = optarg;
 			break;
+		case 'V':
+			printf("vialwatchctl %s\n", PACKAGE_VERSION);
+			return (0);
 		default:
 			ctl_usage(stderr);
-			return (1);
+			return (CTL_EXIT_USAGE);
 		}
 	}
 	ctl.sql_dir = ctl_sql_dir(sql_dir);

@@ -19,8 +19,12 @@ struct ctl {
 	const char	*context;	/* prefix of notices and errors */
 };
 
-/* A command returns its exit status, or CTL_USAGE for bad arguments. */
-#define CTL_USAGE	(-1)
+/*
+ * A command returns its exit status, or CTL_USAGE for bad arguments:
+ * vialwatchctl then prints the command's usage and exits CTL_EXIT_USAGE.
+ */
+#define CTL_USAGE	(-2)	/* not -1, which is "failed, reported" */
+#define CTL_EXIT_USAGE	2
 
 /* ctl.c */
 void		 ctl_warnx(const char *, ...) PRINTFLIKE(1, 2);
@@ -45,8 +49,13 @@ int		 ctl_migrate(struct ctl *, int, char **);
 /* ctl-partitions.c */
 int		 ctl_partitions(struct ctl *, int, char **);
 
-/* ctl-fridge.c */
+/* ctl-table.c */
+extern int	 ctl_json;	/* --json: listings as JSON */
 void		 ctl_table(const PGresult *, const char *const *, int);
+int		 ctl_list(const PGresult *, const char *const *, int,
+		     const char *);
+
+/* ctl-fridge.c */
 int		 ctl_fridges(struct ctl *, int, char **);
 int		 ctl_assign(struct ctl *, int, char **);
 int		 ctl_unassign(struct ctl *, int, char **);

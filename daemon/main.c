@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@
 #include "retention.h"
 #include "seal.h"
 #include "spool.h"
+#include "state.h"
 #include "vialwatchd.h"
 #include "xmalloc.h"
 
@@ -53,13 +55,21 @@ static int		 debug_flag;
 static char		 last_status[256];
 static int		 exit_status;
 
-static void	usage(void) __attribute__((noreturn));
+static void	usage(FILE *) __attribute__((noreturn));
 
+/* How to call us: on stdout for --help (exit 0), else a usage error. */
 static void
-usage(void)
+usage(FILE *f)
 {
-	fprintf(stderr, "usage: vialwatchd [-dtV] [-c file]\n");
-	exit(1);
+	fprintf(f, "usage: vialwatchd [-dhtV] [-c file]\n");
+	if (f == stdout)
+		fprintf(f, "  -c, --config FILE  configuration (default %s)\n"
+		    "  -d, --debug        log at debug level\n"
+		    "  -t, --test         check the configuration and exit\n"
+		    "  -h, --help         this text\n"
+		    "  -V, --version      the version\n",
+		    SYSCONFDIR "/vialwatch/vialwatch.conf");
+	exit(f == stdout ? 0 : 2);
 }
 
 /* sd_notify, or nothing when built without systemd. */
@@ -200,6 +210,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	heartbeat_reconfigure(vw->heartbeat, old);
 	seal_reconfigure(vw->seal, old);
 	calibration_reconfigure(vw->calibration, old);
+	state_reconfigure(vw->state, old);
 	conf_free(old);
 	log_info("configuration reloaded");
 	notify("READY=1");
@@ -344,12 +355,20 @@ setup_events(struct vialwatchd *vw)
 int
 main(int argc, char **argv)
 {
-	struct vialwatchd	 vw;
-	char			*cause = NULL, *events_path;
-	int			 ch, test_only = 0;
+	static const struct option	 longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "test", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct vialwatchd		 vw;
+	char				*cause = NULL, *events_path;
+	int				 ch, test_only = 0;
 
 	conf_path = xstrdup(SYSCONFDIR "/vialwatch/vialwatch.conf");
-	while ((ch = getopt(argc, argv, "c:dtV")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:dhtV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			free(conf_path);
@@ -361,15 +380,17 @@ main(int argc, char **argv)
 		case 't':
 			test_only = 1;
 			break;
+		case 'h':
+			usage(stdout);
 		case 'V':
 			printf("vialwatchd %s\n", PACKAGE_VERSION);
 			return (0);
 		default:
-			usage();
+			usage(stderr);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr);
 
 	log_init("vialwatchd", debug_flag ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	memset(&vw, 0, sizeof vw);
@@ -406,6 +427,7 @@ main(int argc, char **argv)
 	vw.heartbeat = heartbeat_new(&vw);
 	vw.seal = seal_new(&vw);
 	vw.calibration = calibration_new(&vw);
+	vw.state = state_new(&vw);
 	vw.mqtt = mqtt_new(vw.base, &vw.conf, vw.db, vw.excursion);
 	if ((vw.spool = spool_open(vw.conf->state_dir, on_replay, &vw,
 	    &cause)) == NULL)
@@ -429,11 +451,13 @@ main(int argc, char **argv)
 	heartbeat_start(vw.heartbeat);
 	seal_start(vw.seal);
 	calibration_start(vw.calibration);
+	state_start(vw.state);
 
 	event_base_loop(vw.base, 0);
 	excursion_save(vw.excursion, events_path);
 
 	http_free(vw.http);
+	state_free(vw.state);
 	mqtt_free(vw.mqtt);
 	heartbeat_free(vw.heartbeat);
 	archive_free(vw.archive);

@@ -15,6 +15,7 @@
 #include "outbox.h"
 #include "reminder.h"
 #include "spool.h"
+#include "state.h"
 #include "vialwatchd.h"
 
 struct metrics metrics;
@@ -293,6 +294,25 @@ metrics_render_reminders(struct vialwatchd *vw, struct evbuffer *b)
 	    metrics.unsubscribes);
 }
 
+static void
+metrics_render_fridges(struct vialwatchd *vw, struct evbuffer *b)
+{
+	int64_t	n;
+	int	k;
+
+	metrics_header(b, "vialwatch_fridges", "gauge",
+	    "Fridges by state (all clinics), counted every 5 to 15 s.");
+	for (k = 0; k < STATE_KINDS; k++) {
+		if ((n = state_count(vw->state, k)) < 0)
+			continue;
+		evbuffer_add_printf(b, "vialwatch_fridges{state=\"%s\"} %lld\n",
+		    state_kind_name(k), (long long)n);
+	}
+	if ((n = state_unacknowledged(vw->state)) >= 0)
+		metrics_one(b, "vialwatch_alarms_unacknowledged", "gauge",
+		    "Fridges with an open alarm nobody acknowledged.", n);
+}
+
 /* Write every metric into b. */
 void
 metrics_render(struct vialwatchd *vw, struct evbuffer *b)
@@ -303,6 +323,7 @@ metrics_render(struct vialwatchd *vw, struct evbuffer *b)
 	metrics_render_excursions(vw, b);
 	metrics_render_outbox(vw, b);
 	metrics_render_reminders(vw, b);
+	metrics_render_fridges(vw, b);
 
 	metrics_one(b, "vialwatch_readings_pending", "gauge",
 	    "Readings and rejected messages waiting for the database.",

@@ -45,6 +45,7 @@ struct mqtt {
 	int			 fd;
 	int			 paused;
 	int			 stopping;
+	unsigned int		 session;	/* counts connections */
 	int64_t			 backoff_ms;
 	struct event		 ev_read;
 	struct event		 ev_write;
@@ -195,9 +196,12 @@ mqtt_on_connect(struct mosquitto *mosq, void *arg, int rc, int flags,
 	}
 	mqtt_set_state(m, MQTT_CONNECTED);
 	m->backoff_ms = 0;
+	m->session++;
 	metrics.mqtt_connects++;
 	log_info("mqtt: connected to %s:%d%s", c->mqtt_host, c->mqtt_port,
 	    (flags & 1) ? " (session resumed)" : "");
+	if (c->mqtt_status_topic != NULL)
+		mqtt_publish(m, c->mqtt_status_topic, "online", 1);
 	for (i = 0; i < c->nsources; i++) {
 		r = mosquitto_subscribe_v5(m->mosq, &m->sub_mids[i],
 		    c->sources[i].topic, c->mqtt_qos, 0, NULL);
@@ -400,7 +404,53 @@ mqtt_create(struct mqtt *m)
 	 * the messages of the read are in the spool, not from inside a read.
 	 */
 	mosquitto_threaded_set(m->mosq, true);
+	/* The broker says "offline" for us when the connection breaks. */
+	if (c->mqtt_status_topic != NULL && mosquitto_will_set_v5(m->mosq,
+	    c->mqtt_status_topic, 7, "offline", 1, true, NULL) !=
+	    MOSQ_ERR_SUCCESS)
+		log_warnx("mqtt: cannot set the last will on %s",
+		    c->mqtt_status_topic);
 	mqtt_sources_reset(m);
+}
+
+/*
+ * Disconnect; with the will, the broker publishes our "offline" status
+ * (MQTT v5 reason code 0x04).
+ */
+static void
+mqtt_disconnect(struct mqtt *m, int with_will)
+{
+	mosquitto_disconnect_v5(m->mosq, with_will ?
+	    MQTT_RC_DISCONNECT_WITH_WILL_MSG : 0, NULL);
+}
+
+/*
+ * Queue a message for the broker, QoS 1; -1 when not connected. It is
+ * written from the loop, never here, so a caller is never held up.
+ */
+int
+mqtt_publish(struct mqtt *m, const char *topic, const char *payload,
+    int retain)
+{
+	int	rc;
+
+	if (m->state != MQTT_CONNECTED || m->fd == -1)
+		return (-1);
+	rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)strlen(payload),
+	    payload, 1, retain, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_warnx("mqtt: publish %s: %s", topic, mosquitto_strerror(rc));
+		return (-1);
+	}
+	mqtt_update_write(m);
+	return (0);
+}
+
+/* Changes at each new connection: what was published before may be gone. */
+unsigned int
+mqtt_session(struct mqtt *m)
+{
+	return (m->state == MQTT_CONNECTED ? m->session : 0);
 }
 
 /*
@@ -571,6 +621,7 @@ mqtt_conf_changed(const struct conf *a, const struct conf *b)
 	    a->mqtt_qos != b->mqtt_qos ||
 	    a->mqtt_keepalive_ms != b->mqtt_keepalive_ms ||
 	    a->mqtt_session_expiry_ms != b->mqtt_session_expiry_ms ||
+	    mqtt_str_differ(a->mqtt_status_topic, b->mqtt_status_topic) ||
 	    a->nsources != b->nsources)
 		return (1);
 	for (i = 0; i < a->nsources; i++) {
@@ -603,8 +654,11 @@ mqtt_reconfigure(struct mqtt *m, const struct conf *old)
 	mosquitto_loop_write(m->mosq, 1);
 	log_info("mqtt: reconnecting with the new configuration");
 	m->stopping = 1;
+	/* A status topic that moves is left saying "offline". */
+	mqtt_disconnect(m, mqtt_str_differ(old->mqtt_status_topic,
+	    c->mqtt_status_topic));
+	mosquitto_loop_write(m->mosq, 1);
 	mqtt_unregister(m);
-	mosquitto_disconnect(m->mosq);
 	mqtt_set_state(m, MQTT_DISCONNECTED);
 	m->stopping = 0;
 	mqtt_create(m);
@@ -653,7 +707,7 @@ mqtt_stop(struct mqtt *m)
 	m->stopping = 1;
 	event_del(&m->ev_retry);
 	if (m->state == MQTT_CONNECTED) {
-		mosquitto_disconnect(m->mosq);
+		mqtt_disconnect(m, 1);
 		mosquitto_loop_write(m->mosq, 1);
 	}
 	mqtt_unregister(m);

@@ -23,6 +23,10 @@ void		 mqtt_stop(struct mqtt *);
 void		 mqtt_free(struct mqtt *);
 enum mqtt_state	 mqtt_state(struct mqtt *);
 const char	*mqtt_state_name(enum mqtt_state);
+/* Queue a QoS 1 message (retained or not); -1 when not connected. */
+int		 mqtt_publish(struct mqtt *, const char *, const char *, int);
+/* A number that changes at each new connection; 0 while disconnected. */
+unsigned int	 mqtt_session(struct mqtt *);
 /* Backpressure: stop reading from the broker, saying why; NULL resumes. */
 void		 mqtt_pause(struct mqtt *, const char *);
 

@@ -19,6 +19,7 @@ struct checks;
 struct retention;
 struct seal;
 struct calibration;
+struct state;
 
 struct vialwatchd {
 	struct event_base	*base;
@@ -36,6 +37,7 @@ struct vialwatchd {
 	struct heartbeat	*heartbeat;
 	struct seal		*seal;
 	struct calibration	*calibration;
+	struct state		*state;
 	int			 stopping;
 };
 

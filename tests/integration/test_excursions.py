@@ -799,7 +799,7 @@ def test_ctl_fridges_and_assign(db, clean_db, ctl_conf):
         assert r.returncode == 1 and err in r.stderr, (args, r.stderr)
         assert r.stdout == ""
     r = ctl(ctl_conf, "assign", "extra")
-    assert r.returncode == 1 and "wrong number of arguments" in r.stderr
+    assert r.returncode == 2 and "wrong number of arguments" in r.stderr
 
 
 def test_ctl_lots(db, clean_db, ctl_conf):
@@ -840,6 +840,7 @@ def test_ctl_lots(db, clean_db, ctl_conf):
     r = ctl(ctl_conf, "lots", "--fridge", f["fridge"])
     assert "Dana Lee, " in r.stdout and ": Allergan: stability" in r.stdout
 
+    usage = ("--by NAME and --note TEXT are required", "which lot?")
     for args, err in [
             (["lots", "release", botox, "--by", "2", "--note", "again"],
              f"lot {botox} (Botox C1234) is released (by Dana Lee), not "
@@ -858,6 +859,7 @@ def test_ctl_lots(db, clean_db, ctl_conf):
             (["lots", "--fridge", "999999"], "no fridge with id 999999"),
     ]:
         r = ctl(ctl_conf, *args)
-        assert r.returncode == 1 and err in r.stderr, (args, r.stderr)
+        assert r.returncode == (2 if err in usage else 1), (args, r.stderr)
+        assert err in r.stderr, (args, r.stderr)
     assert lot_status(db, fine) == "ok"
     assert lot_status(db, botox) == "released"

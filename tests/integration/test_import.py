@@ -433,13 +433,13 @@ def test_bad_header(db, clinics, run_import, tmp_path, header, errors):
 
 def test_usage_errors(db, clinics, run_import, ctl_conf, tmp_path):
     r = run_import("people", "p.csv", PATIENTS)
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "import: unknown kind \"people\"" in r.stderr
     r = run_ctl(["import", "patients", tmp_path / "missing.csv"], ctl_conf)
     assert r.returncode == 1
     assert f"{tmp_path / 'missing.csv'}: No such file or directory" in r.stderr
     r = run_ctl(["import", "patients"], ctl_conf)
-    assert r.returncode == 1 and "wrong number of arguments" in r.stderr
+    assert r.returncode == 2 and "wrong number of arguments" in r.stderr
     r = run_import("patients", "empty.csv", "")
     assert r.returncode == 1 and "empty.csv:1: no header row" in r.stderr
     r = run_import("patients", "header-only.csv",

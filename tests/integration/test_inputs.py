@@ -230,7 +230,7 @@ def test_maintenance_command_refusals(daemon, db, clean_db):
     assert r.returncode == 1 and "nobody known" in r.stderr
     r = run_ctl(["maintenance", f["fridge"], "--for", "1h", "--by",
                  "dana@lakeview.example"], d.conf_path)
-    assert r.returncode == 1 and "--reason" in r.stderr
+    assert r.returncode == 2 and "--reason" in r.stderr
     assert rows(db, "select * from vialwatch.maintenance") == []
     r = run_ctl(["maintenance", f["fridge"], "--for", "1h", "--by",
                  "dana@lakeview.example", "--reason", "cleaning"], d.conf_path)

@@ -258,20 +258,27 @@ def ctl_commands():
     return out
 
 
+def main_options(path):
+    """The options of a program's main(): its getopt string and the long
+    options of its getopt_long table."""
+    body = functions(strip_comments(read(path))).get("main", "")
+    m = re.search(r'getopt(?:_long)?\(\s*argc\s*,\s*argv\s*,\s*"([^"]*)"',
+                  body)
+    assert m, f"no getopt() in main() of {path}"
+    return sorted({"-" + c for c in m.group(1) if c.isalnum()} |
+                  {"--" + n for n in re.findall(
+                      r'\{\s*"([\w-]+)"\s*,\s*(?:no|required|optional)'
+                      r'_argument', body)}, key=str.lower)
+
+
 def ctl_global_options():
-    """The options of vialwatchctl itself: the getopt string of main()."""
-    body = functions(strip_comments(read(DAEMON / "ctl.c"))).get("main", "")
-    m = re.search(r'getopt\(\s*argc\s*,\s*argv\s*,\s*"([^"]*)"', body)
-    assert m, "no getopt() in main() of daemon/ctl.c"
-    return sorted("-" + c for c in m.group(1) if c.isalnum())
+    """The options of vialwatchctl itself."""
+    return main_options(DAEMON / "ctl.c")
 
 
 def daemon_flags():
-    """The flags of vialwatchd: the getopt string of daemon/main.c."""
-    m = re.search(r'getopt\(\s*argc\s*,\s*argv\s*,\s*"([^"]*)"',
-                  strip_comments(read(DAEMON / "main.c")))
-    assert m, "no getopt() in daemon/main.c"
-    return sorted(("-" + c for c in m.group(1) if c.isalnum()), key=str.lower)
+    """The flags of vialwatchd."""
+    return main_options(DAEMON / "main.c")
 
 
 def daemon_sources():

@@ -297,7 +297,7 @@ def test_status_without_daemon(clean_db, pg, db, tmp_path):
         assert st["http"]["reachable"] is False
         assert st["http"]["error"] == "Connection refused"
         r = run_ctl(["status", "--yaml"], conf)
-        assert r.returncode == 1 and "usage:" in r.stderr
+        assert r.returncode == 2 and "usage:" in r.stderr
     finally:
         closed.close()
 
