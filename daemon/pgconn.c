@@ -52,6 +52,8 @@ struct pgconn {
 	char			*name;
 	struct pgconn_events	 events;
 	void			*arg;
+	const char		*(*conninfo)(const struct conf *);
+	char			*role;		/* set once connected, or NULL */
 
 	PGconn			*conn;
 	enum pgconn_state	 state;
@@ -72,6 +74,12 @@ struct pgconn {
 
 static void	pgconn_on_io(evutil_socket_t, short, void *);
 static void	pgconn_next(struct pgconn *);
+
+static const char *
+pgconn_conninfo(const struct pgconn *pc, const struct conf *c)
+{
+	return (pc->conninfo != NULL ? pc->conninfo(c) : c->db_conninfo);
+}
 
 static void
 pgconn_query_free(struct pgconn_query *q)
@@ -248,6 +256,23 @@ pgconn_on_setup(const PGresult *res, void *arg)
 		pc->events.up(pc->arg);
 }
 
+/* The role is set, or the connection is of no use. */
+static void
+pgconn_on_role(const PGresult *res, void *arg)
+{
+	struct pgconn	*pc = arg;
+	const char	*msg;
+	char		*why;
+
+	if (res == NULL || PQresultStatus(res) == PGRES_TUPLES_OK)
+		return;
+	msg = PQresultErrorMessage(res);
+	xasprintf(&why, "cannot work as role %s: %.*s", pc->role,
+	    (int)strcspn(msg, "\n"), msg);
+	pgconn_lost(pc, why);
+	free(why);
+}
+
 static void
 pgconn_connected(struct pgconn *pc)
 {
@@ -264,6 +289,9 @@ pgconn_connected(struct pgconn *pc)
 	xasprintf(&app, "vialwatchd %s", pc->name);
 	params[0] = app;
 	params[1] = pc->vw->conf->hooks_json;
+	if (pc->role != NULL)
+		pgconn_enqueue(pc, "select set_config('role', $1, false)", 1,
+		    (const char *const *)&pc->role, pgconn_on_role, pc);
 	/* Who we are, and the hooks vialwatch.hook_notify() queues rows for. */
 	pgconn_enqueue(pc, "select set_config('application_name', $1, false), "
 	    "set_config('vialwatch.hooks', $2, false)", 2, params,
@@ -301,7 +329,8 @@ pgconn_connect(struct pgconn *pc)
 	pc->state = PGCONN_CONNECTING;
 	pc->fd = -1;
 	pgconn_deadline(pc);
-	if ((pc->conn = PQconnectStart(pc->vw->conf->db_conninfo)) == NULL)
+	if ((pc->conn = PQconnectStart(pgconn_conninfo(pc, pc->vw->conf))) ==
+	    NULL)
 		fatalx("PQconnectStart: out of memory");
 	if (PQstatus(pc->conn) == CONNECTION_BAD) {
 		pgconn_lost(pc, pgconn_error(pc, buf, sizeof buf));
@@ -427,6 +456,15 @@ pgconn_new(struct vialwatchd *vw, const char *name,
 }
 
 void
+pgconn_set_login(struct pgconn *pc, const char *(*conninfo)(const struct conf *),
+    const char *role)
+{
+	pc->conninfo = conninfo;
+	free(pc->role);
+	pc->role = role != NULL ? xstrdup(role) : NULL;
+}
+
+void
 pgconn_start(struct pgconn *pc)
 {
 	struct timeval	now = { 0, 0 };
@@ -458,7 +496,7 @@ pgconn_reconfigure(struct pgconn *pc, const struct conf *old)
 	const struct conf	*c = pc->vw->conf;
 	const char		*params[1];
 
-	if (strcmp(old->db_conninfo, c->db_conninfo) != 0)
+	if (strcmp(pgconn_conninfo(pc, old), pgconn_conninfo(pc, c)) != 0)
 		pgconn_reset(pc, "configuration changed");
 	else if (strcmp(old->hooks_json, c->hooks_json) != 0 &&
 	    pc->state == PGCONN_UP) {
@@ -516,6 +554,7 @@ pgconn_free(struct pgconn *pc)
 		pgconn_query_free(q);
 	}
 	free(pc->name);
+	free(pc->role);
 	free(pc);
 }
 
