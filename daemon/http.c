@@ -47,6 +47,8 @@
 
 #define HTTP_ROLE		"vialwatch_web"
 #define HTTP_RESUME_MS		1000	/* after accept() failed */
+#define HTTP_RESUME_SOON_MS	100	/* the same, idle ones closed */
+#define HTTP_CLOSE_ON_ERROR	8	/* idle ones closed then */
 #define HTTP_FD_RESERVE		64	/* for all but HTTP */
 
 /* One accepted connection. */
@@ -73,6 +75,7 @@ struct http {
 	struct http_conns	 pending;	/* just accepted */
 	int			 nconns;
 	int			 paused;	/* the listener is disabled */
+	int			 resting;	/* after accept() failed */
 	struct event		 ev_pending;
 	struct event		 ev_resume;
 	struct ratelimit	 rl_full;
@@ -89,6 +92,7 @@ static struct http	*http_the;
 static void	http_healthz(struct evhttp_request *, void *);
 static void	http_metrics(struct evhttp_request *, void *);
 static void	http_notfound(struct evhttp_request *, void *);
+static int	http_make_room(struct http *);
 static int	http_try_bind(struct http *);
 
 /* The pages' conninfo: [http] conninfo, else [database] conninfo. */
@@ -116,8 +120,8 @@ http_conn_find(struct http *http, struct evhttp_connection *evcon)
 static void
 http_resume(struct http *http)
 {
-	if (!http->paused || http->lev == NULL ||
-	    http->nconns >= http->vw->conf->http_max_connections)
+	if (!http->paused || http->resting || http->lev == NULL ||
+	    http->nconns > http->vw->conf->http_max_connections)
 		return;
 	http->paused = 0;
 	evtimer_del(&http->ev_resume);
@@ -184,27 +188,36 @@ http_on_pending(evutil_socket_t fd, short events, void *arg)
 		evhttp_connection_set_closecb(hc->evcon, http_on_close, hc);
 		TAILQ_INSERT_TAIL(&http->conns, hc, entry);
 	}
+	/* Paused at the cap while these were not known yet. */
+	if (http->paused && !http->resting &&
+	    http_make_room(http) == 0)
+		http_resume(http);
 }
 
 /*
- * At the cap: close the oldest connection that has no request under way;
- * if every one has, stop accepting until one closes.
+ * Close the oldest connections that have no request under way until at
+ * most limit are open; 0 when they are, -1 when the others all have a
+ * request under way.
  */
-static void
+static int
+http_close_idle(struct http *http, int limit)
+{
+	struct http_conn	*hc, *next;
+
+	for (hc = TAILQ_FIRST(&http->conns); hc != NULL &&
+	    http->nconns > limit; hc = next) {
+		next = TAILQ_NEXT(hc, entry);
+		if (hc->busy == 0)
+			evhttp_connection_free(hc->evcon);	/* http_on_close */
+	}
+	return (http->nconns <= limit ? 0 : -1);
+}
+
+/* At the cap: make room for the next connection. */
+static int
 http_make_room(struct http *http)
 {
-	struct http_conn	*hc;
-
-	if (log_ratelimit(&http->rl_full, 1, vw_mono_ms()))
-		log_warnx("http: %d connections, the most allowed "
-		    "([http] max_connections): closing idle ones", http->nconns);
-	TAILQ_FOREACH(hc, &http->conns, entry) {
-		if (hc->busy == 0) {
-			evhttp_connection_free(hc->evcon);
-			return;
-		}
-	}
-	http_pause(http);
+	return (http_close_idle(http, http->vw->conf->http_max_connections));
 }
 
 /* A connection was accepted (evhttp is making its connection). */
@@ -225,8 +238,14 @@ http_on_accept(struct event_base *base, void *arg)
 	TAILQ_INSERT_TAIL(&http->pending, hc, entry);
 	http->nconns++;
 	event_active(&http->ev_pending, EV_TIMEOUT, 1);
-	if (http->nconns >= http->vw->conf->http_max_connections)
-		http_make_room(http);
+	if (http->nconns > http->vw->conf->http_max_connections) {
+		if (log_ratelimit(&http->rl_full, 1, vw_mono_ms()))
+			log_warnx("http: more than %d connections "
+			    "([http] max_connections): closing idle ones",
+			    http->vw->conf->http_max_connections);
+		if (http_make_room(http) != 0)
+			http_pause(http);
+	}
 	return (hc->bev);
 }
 
@@ -236,15 +255,21 @@ http_on_accept_error(struct evconnlistener *lev, void *arg)
 {
 	struct http	*http = http_the;
 	struct timeval	 tv = { 0, HTTP_RESUME_MS * 1000 };
-	int		 error = EVUTIL_SOCKET_ERROR();
+	int		 error = EVUTIL_SOCKET_ERROR(), n;
 
 	if (http == NULL || http->lev != lev)
 		return;
 	if (log_ratelimit(&http->rl_full, 1, vw_mono_ms()))
 		log_warnx("http: cannot accept a connection: %s; %d "
-		    "connections open", evutil_socket_error_to_string(error),
-		    http->nconns);
+		    "connections open, closing idle ones",
+		    evutil_socket_error_to_string(error), http->nconns);
 	http_pause(http);
+	http->resting = 1;
+	/* The descriptors of idle connections are better used elsewhere. */
+	n = http->nconns;
+	http_close_idle(http, n - HTTP_CLOSE_ON_ERROR);
+	if (http->nconns < n)
+		tv.tv_usec = HTTP_RESUME_SOON_MS * 1000;
 	evtimer_add(&http->ev_resume, &tv);
 }
 
@@ -253,7 +278,9 @@ http_on_resume(evutil_socket_t fd, short events, void *arg)
 {
 	struct http	*http = arg;
 
-	http_resume(http);
+	http->resting = 0;
+	if (http_make_room(http) == 0)
+		http_resume(http);
 }
 
 /* A request is under way on its connection until its reply is sent. */
@@ -443,6 +470,7 @@ http_unbind(struct http *http)
 	http->evh = NULL;
 	http->lev = NULL;
 	http->paused = 0;
+	http->resting = 0;
 	evtimer_del(&http->ev_resume);
 	evhttp_free(evh);
 	/* Those accepted on this turn of the loop, freed with it. */

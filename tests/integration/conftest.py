@@ -30,6 +30,22 @@ os.environ.setdefault("VIALWATCHCTL", VIALWATCHCTL)
 _serial = itertools.count(1)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: a long test, run only when VIALWATCH_SLOW_TESTS=1 "
+        "(contrib/test --slow)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("VIALWATCH_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: VIALWATCH_SLOW_TESTS=1 runs it "
+                            "(contrib/test --slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_report_header(config):
     return [f"vialwatchd: {VIALWATCHD}", f"vialwatchctl: {VIALWATCHCTL}",
             f"sql: {SQLDIR}"]
