@@ -65,6 +65,15 @@ def reminders(db):
                 "order by r.id")
 
 
+def decided_and_sent(db, smtp, d, count):
+    """Waits until count reminders are decided and the one email among
+    them is sent, once; returns the messages."""
+    wait_for(lambda: (lambda rs: len(rs) == count and all(
+        r["status"] != "pending" for r in rs))(reminders(db)), 15,
+        f"{count} reminders decided")
+    return wait_sent(db, smtp, [d], 1)
+
+
 def reminder_daemon(daemon, secret, window="09:00-18:00", **kw):
     return daemon(http={"secret_file": secret},
                   reminders={"scan_interval": "1s", "send_window": window},
@@ -192,10 +201,7 @@ def test_each_reason_stops_a_reminder(daemon, db, smtp, secret):
            starts_at=now() - datetime.timedelta(days=6))
 
     d = reminder_daemon(daemon, secret)
-    wait_for(lambda: len(reminders(db)) == 6 and all(
-        r["status"] != "pending" for r in reminders(db)), 15,
-        "six reminders decided")
-    msgs = wait_sent(db, smtp, [d], 1)
+    msgs = decided_and_sent(db, smtp, d, 6)
     assert [m.envelope_to for m in msgs] == [["ok@patients.example"]]
     got = {r["patient_id"]: (r["status"], r["reason"]) for r in reminders(db)}
     assert got[ok] == ("sent", None)
@@ -216,10 +222,7 @@ def test_old_and_superseded_steps_are_not_sent(daemon, db, smtp, secret):
     treatment(db, late, days_ago=400)     # imported years late
     treatment(db, both, days_ago=110)     # steps 90 and 104 both due
     d = reminder_daemon(daemon, secret)
-    wait_for(lambda: len(reminders(db)) == 2 and all(
-        r["status"] != "pending" for r in reminders(db)), 15,
-        "both steps decided")
-    msgs = wait_sent(db, smtp, [d], 1)
+    msgs = decided_and_sent(db, smtp, d, 2)
     assert [m.envelope_to for m in msgs] == [["both@patients.example"]]
     got = {(r["patient_id"], r["step"]): (r["status"], r["reason"])
            for r in reminders(db)}
