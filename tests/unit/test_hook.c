@@ -174,18 +174,24 @@ gone(pid_t pid)
 	return (p[2] == 'Z' || p[2] == 'X');
 }
 
-/* Wait up to ms for the process to be gone. */
+/* Wait up to ms for gone(pid), or another test of pid, to be true. */
 static int
-wait_gone(pid_t pid, int ms)
+wait_for_pid(int (*test)(pid_t), pid_t pid, int ms)
 {
 	int64_t	deadline = now_ms() + ms;
 
-	while (!gone(pid)) {
+	while (!test(pid)) {
 		if (now_ms() >= deadline)
 			return (0);
 		usleep(10000);
 	}
 	return (1);
+}
+
+static int
+wait_gone(pid_t pid, int ms)
+{
+	return (wait_for_pid(gone, pid, ms));
 }
 
 /* Does text hold this exact line? */
@@ -453,20 +459,6 @@ group_gone(pid_t pgid)
 	return (!found);
 }
 
-/* Wait up to ms for process group pgid to be gone. */
-static int
-wait_group_gone(pid_t pgid, int ms)
-{
-	int64_t	deadline = now_ms() + ms;
-
-	while (!group_gone(pgid)) {
-		if (now_ms() >= deadline)
-			return (0);
-		usleep(10000);
-	}
-	return (1);
-}
-
 /* The pid of the last "hook NAME: started ..., pid N" line, or -1. */
 static pid_t
 started_pid(const char *log, const char *name)
@@ -513,7 +505,7 @@ test_timeout(void)
 	is_str(r.error, "timed out after 300 ms", "timeout: the reason");
 	ok(r.ended - r.started >= 250, "timeout: not before the timeout");
 	pid = started_pid(log, "slow");
-	ok(pid != -1 && wait_group_gone(pid, 30000),
+	ok(pid != -1 && wait_for_pid(group_gone, pid, 30000),
 	    "timeout: the program and its process group are gone");
 	bg = read_pid("slow.bg");
 	ok(bg == -1 || wait_gone(bg, 30000),
