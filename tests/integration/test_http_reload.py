@@ -12,14 +12,12 @@ and the database are out of reach from there, which does not matter.
 import os
 import shutil
 import signal
+import socket
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 
 from conftest import VIALWATCHD
-from servers import wait_for
 from test_daemon import NotifySocket, needs_systemd
 
 OLD, NEW = "10.77.0.1", "10.77.0.2"
@@ -124,3 +122,25 @@ def test_reload_binding_nothing_keeps_trying(daemon, notify, in_netns):
 
     d.signal(signal.SIGTERM)
     assert d.wait_exit(15) == 0
+
+
+def test_reload_to_a_busy_port_keeps_the_old_one(daemon):
+    """The new address is taken: the old one is bound again, /healthz
+    answers there, and nothing retries."""
+    d = daemon(daemon={"log_level": "info"})
+    old = d.http_port
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = dict(d.config)
+        config["http"] = dict(config["http"], listen=f"127.0.0.1:{port}")
+        mark = d.log_size()
+        d.reload(config)
+        d.wait_log(rf"http: cannot listen on 127\.0\.0\.1:{port}: .*; still "
+                   r"listening on the old address", after=mark)
+        d.wait_log(r"configuration reloaded", after=mark)
+        d.http_port = old
+        assert d.healthz()[0] == 200
+        assert f"listening on 127.0.0.1:{old}" in d.log_text()[mark:]
+        assert "not listening" not in d.log_text()[mark:]
