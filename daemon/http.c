@@ -93,6 +93,7 @@ static void	http_healthz(struct evhttp_request *, void *);
 static void	http_metrics(struct evhttp_request *, void *);
 static void	http_notfound(struct evhttp_request *, void *);
 static int	http_make_room(struct http *);
+static int	http_close_idle(struct http *, int, struct http_conn *);
 static int	http_try_bind(struct http *);
 
 /* The pages' conninfo: [http] conninfo, else [database] conninfo. */
@@ -171,7 +172,7 @@ static void
 http_on_pending(evutil_socket_t fd, short events, void *arg)
 {
 	struct http		*http = arg;
-	struct http_conn	*hc;
+	struct http_conn	*hc, *fresh = NULL;
 	bufferevent_event_cb	 eventcb;
 	void			*cbarg;
 
@@ -187,24 +188,30 @@ http_on_pending(evutil_socket_t fd, short events, void *arg)
 		hc->evcon = cbarg;
 		evhttp_connection_set_closecb(hc->evcon, http_on_close, hc);
 		TAILQ_INSERT_TAIL(&http->conns, hc, entry);
+		if (fresh == NULL)
+			fresh = hc;
 	}
-	/* Paused at the cap while these were not known yet. */
+	/*
+	 * Paused at the cap while these were not known yet: room is made
+	 * among the older ones; these have not had a turn to send anything.
+	 */
 	if (http->paused && !http->resting &&
-	    http_make_room(http) == 0)
+	    http_close_idle(http, http->vw->conf->http_max_connections,
+	    fresh) == 0)
 		http_resume(http);
 }
 
 /*
- * Close the oldest connections that have no request under way until at
- * most limit are open; 0 when they are, -1 when the others all have a
- * request under way.
+ * Close the oldest connections that have no request under way, up to
+ * stop (NULL: all of them), until at most limit are open; 0 when they
+ * are, -1 when the others all have a request under way.
  */
 static int
-http_close_idle(struct http *http, int limit)
+http_close_idle(struct http *http, int limit, struct http_conn *stop)
 {
 	struct http_conn	*hc, *next;
 
-	for (hc = TAILQ_FIRST(&http->conns); hc != NULL &&
+	for (hc = TAILQ_FIRST(&http->conns); hc != NULL && hc != stop &&
 	    http->nconns > limit; hc = next) {
 		next = TAILQ_NEXT(hc, entry);
 		if (hc->busy == 0)
@@ -217,7 +224,8 @@ http_close_idle(struct http *http, int limit)
 static int
 http_make_room(struct http *http)
 {
-	return (http_close_idle(http, http->vw->conf->http_max_connections));
+	return (http_close_idle(http, http->vw->conf->http_max_connections,
+	    NULL));
 }
 
 /* A connection was accepted (evhttp is making its connection). */
@@ -267,7 +275,7 @@ http_on_accept_error(struct evconnlistener *lev, void *arg)
 	http->resting = 1;
 	/* The descriptors of idle connections are better used elsewhere. */
 	n = http->nconns;
-	http_close_idle(http, n - HTTP_CLOSE_ON_ERROR);
+	http_close_idle(http, n - HTTP_CLOSE_ON_ERROR, NULL);
 	if (http->nconns < n)
 		tv.tv_usec = HTTP_RESUME_SOON_MS * 1000;
 	evtimer_add(&http->ev_resume, &tv);

@@ -20,6 +20,7 @@ from servers import publish, wait_for
 from test_excursions import SOURCES, setup_fridge, wait_loaded
 from test_outbox import (ACK_RE, alarm, alerts_daemon, http, recipients,
                          secret, token)  # noqa: F401 (secret: a fixture)
+from test_reminders import clinic, patient, unsub_token
 
 MAX = 20
 
@@ -132,6 +133,52 @@ def test_no_descriptor_left_pauses_the_listener(daemon, db, mqtt_broker):
         assert len(lines(d, mark, "cannot accept")) == 1, d.log_text()[mark:]
     finally:
         close_all(socks)
+
+
+def test_all_busy_stops_accepting_until_one_closes(daemon, db, pg, secret):
+    """max_connections = 1, its connection a page waiting for the database
+    (a row lock held here): the second connection finds no idle one to
+    close and the listener stops; a third is answered only once the page
+    has answered and closed its connection, not before, and the daemon
+    does not spin meanwhile."""
+    c = clinic(db)
+    p = patient(db, c, "BUSY")
+    d = daemon(daemon={"log_level": "info"},
+               http={"secret_file": secret, "max_connections": 1})
+    link = (f"http://127.0.0.1:{d.http_port}/unsubscribe/" +
+            unsub_token(p, "busy@patients.example", int(time.time()) + 3600))
+    mark = d.log_size()
+    posts = [threading.Thread(target=http, args=(link, {}), daemon=True)
+             for _ in range(2)]
+    with psycopg.connect(pg.conninfo("vialwatch")) as lock:
+        lock.execute("select 1 from vialwatch.patient where id = %s "
+                     "for update", [p])
+        posts[0].start()
+        wait_for(lambda: db.execute(
+            "select count(*) from pg_stat_activity where wait_event_type = "
+            "'Lock' and application_name = 'vialwatchd pages'").fetchone()[0],
+            20, "the page waiting for the lock")
+        posts[1].start()
+        d.wait_log(r"http: more than 1 connections", after=mark)
+        third = socket.create_connection(("127.0.0.1", d.http_port))
+        third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+        cpu0, t0 = cpu_seconds(d.pid), time.monotonic()
+        third.settimeout(1)
+        with pytest.raises(socket.timeout):
+            third.recv(4096)        # not answered while the lock is held
+        cpu = (cpu_seconds(d.pid) - cpu0) / (time.monotonic() - t0)
+        assert cpu < 0.5, f"{cpu:.0%} CPU"
+    # The lock is gone: the pages answer and close, and the third gets in.
+    third.settimeout(60)
+    answer = third.recv(4096)
+    unsubscribed = db.execute("select unsubscribed_at from vialwatch.patient "
+                              "where id = %s", [p]).fetchone()[0]
+    third.close()
+    for t in posts:
+        t.join(30)
+    assert answer.startswith(b"HTTP/1.1 ")
+    assert unsubscribed is not None
 
 
 # --- the pages' database connection -----------------------------------------
