@@ -145,6 +145,11 @@ static const struct conf_key conf_keys[] = {
 	{ SECTION_HTTP, "listen", CONF_SPECIAL, C(http_host), 0, 0 },
 	{ SECTION_HTTP, "public_url", CONF_SPECIAL, C(http_public_url), 0, 0 },
 	{ SECTION_HTTP, "secret_file", CONF_SPECIAL, C(http_secret), 0, 0 },
+	{ SECTION_HTTP, "max_connections", CONF_INT, C(http_max_connections),
+	    1, 65536 },
+	{ SECTION_HTTP, "idle_timeout", CONF_DURATION, C(http_idle_timeout_ms),
+	    SEC, 3600 * SEC },
+	{ SECTION_HTTP, "conninfo", CONF_STRING, C(http_conninfo), 0, 0 },
 
 	{ SECTION_ALERTS, "escalate_after", CONF_DURATION,
 	    C(alerts_escalate_after_ms), SEC, 0 },
@@ -1026,6 +1031,8 @@ conf_defaults(struct conf *c)
 	c->http_host = xstrdup("127.0.0.1");
 	c->http_port = 8470;
 	c->http_public_url = xstrdup("http://127.0.0.1:8470");
+	c->http_max_connections = 256;
+	c->http_idle_timeout_ms = 10 * SEC;
 	c->alerts_escalate_after_ms = 15 * 60 * SEC;
 	c->alerts_repeat_every_ms = 30 * 60 * SEC;
 	c->alerts_keep_notifications_ms = 400 * 86400 * SEC;
@@ -1184,6 +1191,7 @@ conf_free(struct conf *c)
 	free(c->smtp_from);
 	free(c->http_host);
 	free(c->http_public_url);
+	free(c->http_conninfo);
 	free(c);
 }
 

@@ -98,6 +98,9 @@ struct conf {
 	char		*http_public_url;
 	unsigned char	*http_secret;		/* from secret_file, or NULL */
 	size_t		 http_secret_len;
+	int		 http_max_connections;
+	int64_t		 http_idle_timeout_ms;
+	char		*http_conninfo;		/* NULL: [database] conninfo */
 
 	/* [alerts] */
 	int64_t		 alerts_escalate_after_ms;

@@ -93,10 +93,14 @@ notify(const char *fmt, ...)
 static void
 status_update(struct vialwatchd *vw)
 {
-	char	buf[256];
+	char		 buf[256], http[128] = "";
+	const char	*unbound = http_unbound(vw->http);
 
-	snprintf(buf, sizeof buf, "mqtt %s, database %s, %llu readings "
-	    "stored, %zu pending", mqtt_state_name(mqtt_state(vw->mqtt)),
+	if (unbound != NULL)
+		snprintf(http, sizeof http, "http not listening (%s), "
+		    "retrying; ", unbound);
+	snprintf(buf, sizeof buf, "%smqtt %s, database %s, %llu readings "
+	    "stored, %zu pending", http, mqtt_state_name(mqtt_state(vw->mqtt)),
 	    db_state_name(db_state(vw->db)),
 	    (unsigned long long)metrics.readings_stored, db_pending(vw->db));
 	if (strcmp(buf, last_status) == 0)
@@ -194,11 +198,7 @@ on_sighup(evutil_socket_t fd, short events, void *arg)
 	old = vw->conf;
 	vw->conf = c;
 	log_set_level(debug_flag ? LOG_LEVEL_DEBUG : c->log_level);
-	if (http_reconfigure(vw->http, &cause) != 0) {
-		log_warnx("reload: %s; still listening on the old address",
-		    cause);
-		free(cause);
-	}
+	http_reconfigure(vw->http, old);
 	mqtt_reconfigure(vw->mqtt, old);
 	db_reconfigure(vw->db, old);
 	excursion_reconfigure(vw->excursion, old);

@@ -29,7 +29,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "log.h"
-#include "outbox.h"
+#include "http.h"
 #include "pages.h"
 #include "pgconn.h"
 #include "token.h"
@@ -254,7 +254,7 @@ pages_check(struct vialwatchd *vw, struct evhttp_request *req,
     const char *token)
 {
 	const struct conf	*c = vw->conf;
-	struct pgconn		*pc = outbox_conn(vw->outbox);
+	struct pgconn		*pc = http_pgconn(vw->http);
 	struct pages_wait	*w;
 	const char		*p[4];
 	char			*who, *notes = NULL, id[24], now[32];
@@ -292,7 +292,7 @@ pages_check(struct vialwatchd *vw, struct evhttp_request *req,
 		    "minute.");
 		return;
 	}
-	w = pages_wait_new(req, clinic, who, post);
+	w = pages_wait_new(vw, req, clinic, who, post);
 	w->pc = pc;
 	snprintf(id, sizeof id, "%lld", (long long)clinic);
 	snprintf(now, sizeof now, "%.6f", clock_now_us() / 1e6);

@@ -268,8 +268,8 @@ pages_closeout_field(struct evkeyvalq *form, const char *name)
 }
 
 void
-pages_closeout_post(struct pgconn *pc, struct evhttp_request *req,
-    int64_t xid, char *who)
+pages_closeout_post(struct vialwatchd *vw, struct pgconn *pc,
+    struct evhttp_request *req, int64_t xid, char *who)
 {
 	struct evkeyvalq	 form;
 	struct pages_wait	*w;
@@ -303,7 +303,7 @@ pages_closeout_post(struct pgconn *pc, struct evhttp_request *req,
 		return;
 	}
 	lots = pages_closeout_lots(&form);
-	w = pages_wait_new(req, xid, who, 1);
+	w = pages_wait_new(vw, req, xid, who, 1);
 	w->pc = pc;
 	snprintf(id, sizeof id, "%lld", (long long)xid);
 	snprintf(now, sizeof now, "%.6f", clock_now_us() / 1e6);

@@ -7,8 +7,9 @@
  * previews fetch links, and must not acknowledge anything.  The POST of
  * the form, with a name and the corrective action taken, does.  A token
  * that is malformed, forged, altered or expired gets 403 and changes
- * nothing.  The database is reached through the outbox's connection; while
- * it is away the pages answer 503.
+ * nothing.  The database is reached through the pages' own connection
+ * (http_pgconn), as role vialwatch_web; while it is away the pages answer
+ * 503.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -27,9 +28,9 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "outbox.h"
 #include "pages.h"
 #include "pgconn.h"
 #include "token.h"
@@ -38,6 +39,9 @@
 
 #define PAGES_NAME_MAX		200
 #define PAGES_NOTE_MAX		4000
+
+/* Forged links come in floods: a few lines a minute. */
+static struct ratelimit	pages_rl_refused;
 
 static TAILQ_HEAD(, pages_wait) pages_waits =
     TAILQ_HEAD_INITIALIZER(pages_waits);
@@ -121,18 +125,19 @@ pages_on_close(struct evhttp_connection *evcon, void *arg)
 }
 
 struct pages_wait *
-pages_wait_new(struct evhttp_request *req, int64_t id, char *who, int post)
+pages_wait_new(struct vialwatchd *vw, struct evhttp_request *req, int64_t id,
+    char *who, int post)
 {
 	struct pages_wait	*w;
 
 	w = xcalloc(1, sizeof *w);
 	w->req = req;
+	w->http = vw->http;
 	w->path = xstrdup(evhttp_request_get_uri(req));
 	w->who = who;
 	w->id = id;
 	w->post = post;
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
-	    pages_on_close, w);
+	http_watch_close(w->http, req, pages_on_close, w);
 	TAILQ_INSERT_TAIL(&pages_waits, w, entry);
 	return (w);
 }
@@ -144,8 +149,7 @@ pages_wait_end(struct pages_wait *w)
 	struct evhttp_request	*req = w->req;
 
 	if (req != NULL && !w->closed)
-		evhttp_connection_set_closecb(evhttp_request_get_connection(req),
-		    NULL, NULL);
+		http_watch_close(w->http, req, NULL, NULL);
 	return (req);
 }
 
@@ -377,7 +381,7 @@ pages_ack(struct vialwatchd *vw, struct evhttp_request *req,
     const char *token)
 {
 	const struct conf	*c = vw->conf;
-	struct pgconn		*pc = outbox_conn(vw->outbox);
+	struct pgconn		*pc = http_pgconn(vw->http);
 	struct pages_wait	*w;
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
 	const char		*p[4];
@@ -399,14 +403,15 @@ pages_ack(struct vialwatchd *vw, struct evhttp_request *req,
 		return;
 	}
 	if (rc != TOKEN_OK) {
-		log_info("ack: refused a link that is not valid");
+		if (log_ratelimit(&pages_rl_refused, 5, clock_mono_ms()))
+			log_info("ack: refused a link that is not valid");
 		pages_message(req, 403, "Forbidden", "Link not valid",
 		    "This link is not valid: it may have been cut short in "
 		    "the email. Open it from the email again.");
 		return;
 	}
 	if (cmd == EVHTTP_REQ_POST && pages_closeout_wanted(req)) {
-		pages_closeout_post(pc, req, xid, who);
+		pages_closeout_post(vw, pc, req, xid, who);
 		return;
 	}
 	if (cmd == EVHTTP_REQ_POST && pages_form(req, &name, &note) != 0) {
@@ -422,7 +427,7 @@ pages_ack(struct vialwatchd *vw, struct evhttp_request *req,
 		    "minute.");
 		return;
 	}
-	w = pages_wait_new(req, xid, who, cmd == EVHTTP_REQ_POST);
+	w = pages_wait_new(vw, req, xid, who, cmd == EVHTTP_REQ_POST);
 	w->pc = pc;
 	snprintf(id, sizeof id, "%lld", (long long)xid);
 	p[0] = id;
@@ -566,7 +571,7 @@ pages_unsubscribe(struct vialwatchd *vw, struct evhttp_request *req,
     const char *token)
 {
 	const struct conf	*c = vw->conf;
-	struct pgconn		*pc = outbox_conn(vw->outbox);
+	struct pgconn		*pc = http_pgconn(vw->http);
 	struct pages_wait	*w;
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
 	const char		*p[1];
@@ -588,7 +593,9 @@ pages_unsubscribe(struct vialwatchd *vw, struct evhttp_request *req,
 		return;
 	}
 	if (rc != TOKEN_OK) {
-		log_info("unsubscribe: refused a link that is not valid");
+		if (log_ratelimit(&pages_rl_refused, 5, clock_mono_ms()))
+			log_info("unsubscribe: refused a link that is not "
+			    "valid");
 		pages_message(req, 403, "Forbidden", "Link not valid",
 		    "This link is not valid: it may have been cut short in "
 		    "the email. Open it from the email again.");
@@ -600,7 +607,7 @@ pages_unsubscribe(struct vialwatchd *vw, struct evhttp_request *req,
 		    "This cannot be done just now. Try again in a minute.");
 		return;
 	}
-	w = pages_wait_new(req, pid, who, cmd == EVHTTP_REQ_POST);
+	w = pages_wait_new(vw, req, pid, who, cmd == EVHTTP_REQ_POST);
 	snprintf(id, sizeof id, "%lld", (long long)pid);
 	p[0] = id;
 	if (w->post)

@@ -17,6 +17,7 @@ struct vialwatchd;
 /* A request waiting for the database. */
 struct pages_wait {
 	struct evhttp_request	*req;		/* NULL: answered already */
+	struct http		*http;
 	int			 closed;	/* the client left */
 	TAILQ_ENTRY(pages_wait)	 entry;
 	char			*path;
@@ -47,8 +48,8 @@ void	pages_reply(struct evhttp_request *, int, const char *,
 void	pages_message(struct evhttp_request *, int, const char *, const char *,
 	    const char *);
 /* Waiting for the database: who (to free) is the token's recipient. */
-struct pages_wait *pages_wait_new(struct evhttp_request *, int64_t, char *,
-	    int);
+struct pages_wait *pages_wait_new(struct vialwatchd *, struct evhttp_request *,
+	    int64_t, char *, int);
 struct evhttp_request *pages_wait_end(struct pages_wait *);
 void	pages_wait_free(struct pages_wait *);
 
@@ -64,8 +65,8 @@ void	pages_failed(struct pages_wait *, const PGresult *, const char *);
 /* Whether a POST to /ack/TOKEN is the close-out form. */
 int	pages_closeout_wanted(struct evhttp_request *);
 /* The close-out POST of /ack/TOKEN for excursion id; takes who. */
-void	pages_closeout_post(struct pgconn *, struct evhttp_request *, int64_t,
-	    char *);
+void	pages_closeout_post(struct vialwatchd *, struct pgconn *,
+	    struct evhttp_request *, int64_t, char *);
 /* Add the close-out part to the acknowledge page b, then reply; takes both. */
 void	pages_closeout_more(struct pages_wait *, struct evbuffer *);
 

@@ -64,6 +64,8 @@ struct pgconn {
 	char			*name;
 	struct pgconn_events	 events;
 	void			*arg;
+	const char		*(*conninfo)(const struct conf *);
+	char			*role;		/* set once connected, or NULL */
 
 	PGconn			*conn;
 	enum pgconn_state	 state;
@@ -91,6 +93,12 @@ struct pgconn {
 static void	pgconn_on_io(evutil_socket_t, short, void *);
 static void	pgconn_next(struct pgconn *);
 static void	pgconn_unresolve(struct pgconn *);
+
+static const char *
+pgconn_conninfo(const struct pgconn *pc, const struct conf *c)
+{
+	return (pc->conninfo != NULL ? pc->conninfo(c) : c->db_conninfo);
+}
 
 static void
 pgconn_query_free(struct pgconn_query *q)
@@ -272,6 +280,23 @@ pgconn_on_setup(const PGresult *res, void *arg)
 		pc->events.up(pc->arg);
 }
 
+/* The role is set, or the connection is of no use. */
+static void
+pgconn_on_role(const PGresult *res, void *arg)
+{
+	struct pgconn	*pc = arg;
+	const char	*msg;
+	char		*why;
+
+	if (res == NULL || PQresultStatus(res) == PGRES_TUPLES_OK)
+		return;
+	msg = PQresultErrorMessage(res);
+	xasprintf(&why, "cannot work as role %s: %.*s", pc->role,
+	    (int)strcspn(msg, "\n"), msg);
+	pgconn_lost(pc, why);
+	free(why);
+}
+
 static void
 pgconn_connected(struct pgconn *pc)
 {
@@ -288,6 +313,9 @@ pgconn_connected(struct pgconn *pc)
 	xasprintf(&app, "vialwatchd %s", pc->name);
 	params[0] = app;
 	params[1] = (*pc->conf)->hooks_json;
+	if (pc->role != NULL)
+		pgconn_enqueue(pc, "select set_config('role', $1, false)", 1,
+		    (const char *const *)&pc->role, pgconn_on_role, pc);
 	/* Who we are, and the hooks vialwatch.hook_notify() queues rows for. */
 	pgconn_enqueue(pc, "select set_config('application_name', $1, false), "
 	    "set_config('vialwatch.hooks', $2, false)", 2, params,
@@ -354,9 +382,9 @@ pgconn_connect_at(struct pgconn *pc, const char *hostaddr)
 	int			 n = 0;
 
 	if (hostaddr == NULL)
-		pc->conn = PQconnectStart((*pc->conf)->db_conninfo);
+		pc->conn = PQconnectStart(pgconn_conninfo(pc, *pc->conf));
 	else {
-		opts = PQconninfoParse((*pc->conf)->db_conninfo, NULL);
+		opts = PQconninfoParse(pgconn_conninfo(pc, *pc->conf), NULL);
 		for (o = opts; o != NULL && o->keyword != NULL; o++)
 			n++;
 		keys = xcalloc(n + 2, sizeof *keys);
@@ -429,7 +457,7 @@ pgconn_connect(struct pgconn *pc)
 	pc->fd = -1;
 	pgconn_deadline(pc);
 	free(pc->host);
-	if ((pc->host = pgconn_host((*pc->conf)->db_conninfo)) == NULL) {
+	if ((pc->host = pgconn_host(pgconn_conninfo(pc, *pc->conf))) == NULL) {
 		pgconn_connect_at(pc, NULL);
 		return;
 	}
@@ -625,6 +653,15 @@ pgconn_new(struct event_base *base, struct conf **conf, const char *name,
 }
 
 void
+pgconn_set_login(struct pgconn *pc, const char *(*conninfo)(const struct conf *),
+    const char *role)
+{
+	pc->conninfo = conninfo;
+	free(pc->role);
+	pc->role = role != NULL ? xstrdup(role) : NULL;
+}
+
+void
 pgconn_start(struct pgconn *pc)
 {
 	struct timeval	now = { 0, 0 };
@@ -655,7 +692,7 @@ pgconn_reconfigure(struct pgconn *pc, const struct conf *old)
 	const struct conf	*c = *pc->conf;
 	const char		*params[1];
 
-	if (strcmp(old->db_conninfo, c->db_conninfo) != 0)
+	if (strcmp(pgconn_conninfo(pc, old), pgconn_conninfo(pc, c)) != 0)
 		pgconn_reset(pc, "configuration changed");
 	else if (strcmp(old->hooks_json, c->hooks_json) != 0 &&
 	    pc->state == PGCONN_UP) {
@@ -739,6 +776,7 @@ pgconn_free(struct pgconn *pc)
 	}
 	free(pc->host);
 	free(pc->name);
+	free(pc->role);
 	free(pc);
 }
 

@@ -32,6 +32,13 @@ struct pgconn_events {
  */
 struct pgconn	*pgconn_new(struct event_base *, struct conf **, const char *,
 		     const struct pgconn_events *, void *);
+/*
+ * Connect with another conninfo than [database] conninfo (the function
+ * picks it from a configuration), and set a role once connected (NULL:
+ * none).  Before pgconn_start.
+ */
+void		 pgconn_set_login(struct pgconn *,
+		     const char *(*)(const struct conf *), const char *);
 void		 pgconn_start(struct pgconn *);
 /* Connect again now. */
 void		 pgconn_reset(struct pgconn *, const char *);

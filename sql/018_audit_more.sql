@@ -69,3 +69,8 @@ begin
 	end if;
 end;
 $$;
+
+-- 013 replaced the acknowledgement: like the other page functions (012)
+-- it runs as its owner, for the pages' role vialwatch_web.
+alter function vialwatch.excursion_ack(bigint, text, text, text)
+	security definer;

@@ -100,6 +100,31 @@ def outbox(db):
     return rows(db, "select * from vialwatch.notification order by id")
 
 
+SENT = 'vialwatch_notifications_total{channel="email",status="sent"}'
+
+
+def wait_sent(db, smtp, daemons, count=None, timeout=30, before=0):
+    """Waits until count emails (None: those queued) are queued and sent:
+    count email rows, all sent, count sends counted by the daemons (with
+    before, those sent by daemons not running now), count messages at the
+    catcher; returns the messages.  An email sent twice makes more
+    messages than rows, or more sends than rows: it raises then."""
+    def settled():
+        # In this order: a message or a send counted before its row is
+        # read cannot be, so more of them than rows is a duplicate.
+        msgs = smtp.messages()
+        sent = before + sum(d.metrics().get(SENT, 0) for d in daemons)
+        ns = [n for n in outbox(db) if n["channel"] == "email"]
+        assert len(msgs) <= len(ns) and sent <= len(ns), (
+            f"{len(msgs)} messages and {sent} sends for {len(ns)} rows")
+        want = len(ns) if count is None else count
+        if len(ns) == want and all(n["status"] == "sent" for n in ns) \
+                and sent == want and len(msgs) == want:
+            return msgs
+        return None
+    return wait_for(settled, timeout, f"{count} emails sent once")
+
+
 # --- the alarm email ---------------------------------------------------------
 
 
@@ -110,9 +135,7 @@ def test_alarm_email_content_and_ack_page(daemon, db, mqtt_broker, smtp,
     wait_loaded(d, sensors=1)
     t0 = now().replace(microsecond=0)
     alarm(mqtt_broker, f, 13.4, t0)
-    msgs = smtp.wait_messages(2)
-    time.sleep(0.5)
-    msgs = smtp.messages()
+    msgs = wait_sent(db, smtp, [d], 2)
     assert recipients(msgs) == ["dana@lakeview.example", "sam@lakeview.example"]
     (x,) = excursions(db, f["sensor"])
 
@@ -205,7 +228,9 @@ def test_forged_altered_and_expired_links(daemon, db, mqtt_broker, smtp,
     forged = [
         token(x["id"], who, later, key=b"not-the-key-0123456789"),
         token(x["id"] + 1, who, later)[:-3] + "AAA",
-        link[len(base):-1] + ("A" if link[-1] != "A" else "B"),
+        # One character of the MAC changed: not its last, whose low bits
+        # are padding that a base64 decoder may ignore.
+        link[len(base):-5] + ("A" if link[-5] != "A" else "B") + link[-4:],
         link[len(base):].replace(f"{x['id']}.", f"{x['id'] + 1}.", 1),
         "junk", "1.2.3.4",
     ]
@@ -261,8 +286,7 @@ def test_escalation_repeat_ack_and_recovery(daemon, db, mqtt_broker, smtp,
     msgs = wait_for(lambda: (lambda ms: ms if by_subject(ms, "REPEAT") and
                              by_subject(ms, "ESCALATED to tier 3") else None)(
                                  smtp.messages()), 30, "repeat and tier 3")
-    time.sleep(1)
-    msgs = smtp.messages()
+    msgs = wait_sent(db, smtp, [d])
     rep = by_subject(msgs, "REPEAT 1:")
     assert set(recipients(rep)) <= {"dana@lakeview.example",
                                     "sam@lakeview.example",
@@ -312,9 +336,8 @@ def test_escalation_repeat_ack_and_recovery(daemon, db, mqtt_broker, smtp,
                  "now quarantined", "Juvederm lot J5, now quarantined"]:
         assert text in body, text
     assert not ACK_RE.search(body)
-    time.sleep(2)
-    assert len(by_subject(smtp.messages(), "Recovered")) == 4
-    assert all(n["status"] == "sent" for n in outbox(db))
+    msgs = wait_sent(db, smtp, [d])
+    assert len(by_subject(msgs, "Recovered")) == 4
 
 
 # --- delivery faults ---------------------------------------------------------
@@ -343,9 +366,7 @@ def test_mail_server_down_for_a_minute(daemon, db, mqtt_broker, smtp, secret):
     assert attempts >= 3, outbox(db)
 
     smtp.accept()
-    msgs = smtp.wait_messages(2, timeout=120)
-    time.sleep(3)
-    msgs = smtp.messages()
+    msgs = wait_sent(db, smtp, [d], 2, timeout=120)
     assert recipients(msgs) == ["dana@lakeview.example", "sam@lakeview.example"]
     assert len({m["Message-ID"] for m in msgs}) == 2
     ns = outbox(db)
@@ -394,9 +415,7 @@ def test_two_daemons_send_each_email_once(daemon, db, mqtt_broker, smtp,
     wait_loaded(a, sensors=5)
     wait_loaded(b, sensors=5)
     publish(mqtt_broker.port, [message(k, now(), 14.0) for k in fridges])
-    smtp.wait_messages(20, timeout=30)
-    time.sleep(4)
-    msgs = smtp.messages()
+    msgs = wait_sent(db, smtp, [a, b], 20)
     want = sorted(f"c{i}{j}@clinic{i}.example" for i in range(5)
                   for j in range(4))
     assert recipients(msgs) == want, [
@@ -414,9 +433,16 @@ def test_hook_gets_json_and_env_and_a_hanging_one_is_killed(
     out = tmp_path / "hook-out"
     out.mkdir()
     script = tmp_path / "record-hook"
+    # Written under temporary names, then renamed: the .env first, the
+    # .json last, so that a .json in place means both are complete.
     script.write_text("#!/bin/sh\n"
-                      f"cat > {out}/$VIALWATCH_EVENT.json\n"
-                      f"env > {out}/$VIALWATCH_EVENT.env\n")
+                      "set -e\n"
+                      f"cat > {out}/.$VIALWATCH_EVENT.json.tmp\n"
+                      f"env > {out}/.$VIALWATCH_EVENT.env.tmp\n"
+                      f"mv {out}/.$VIALWATCH_EVENT.env.tmp "
+                      f"{out}/$VIALWATCH_EVENT.env\n"
+                      f"mv {out}/.$VIALWATCH_EVENT.json.tmp "
+                      f"{out}/$VIALWATCH_EVENT.json\n")
     script.chmod(0o755)
     hang = tmp_path / "hang-hook"
     hang.write_text("#!/bin/sh\nsleep 3600\n")
@@ -438,7 +464,8 @@ def test_hook_gets_json_and_env_and_a_hanging_one_is_killed(
     assert data["excursion_id"] == x["id"] and data["kind"] == "high"
     assert data["clinic"] == "Lakeview Aesthetics"
     assert data["fridge"] == "Botox fridge" and data["peak_c"] == 12.5
-    assert (out / "excursion.open.json").exists()
+    wait_for(lambda: (out / "excursion.open.json").exists(), 15,
+             "the open hook")
     env = dict(line.split("=", 1) for line in
                (out / "excursion.alarm.env").read_text().splitlines()
                if "=" in line)
@@ -453,9 +480,10 @@ def test_hook_gets_json_and_env_and_a_hanging_one_is_killed(
     (n,) = wait_for(lambda: [n for n in hook_rows() if n["attempts"] >= 1
                              and n["last_error"]], 15, "the hang timed out")
     assert "timed out" in n["last_error"] and n["status"] == "failed"
-    time.sleep(0.5)
-    ps = os.popen("ps -eo args").read()
-    assert str(hang) not in ps
+    # Killed with its process group; the script is gone (its run ends
+    # when it is reaped, before the row says so).
+    wait_for(lambda: str(hang) not in os.popen("ps -eo args").read(), 10,
+             "the hanging hook gone")
 
     # Acknowledge and recovery reach the recording hook.
     # (by the contact the link was sent to, whatever name is typed)

@@ -22,7 +22,8 @@ import pytest
 
 from servers import http_get, wait_for
 from test_excursions import insert, now, rows
-from test_outbox import KEY, b64url, http, secret  # noqa: F401 (fixture)
+from test_outbox import (KEY, b64url, http, secret,  # noqa: F401 (fixture)
+                         wait_sent)
 
 UTC = datetime.timezone.utc
 FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
@@ -64,6 +65,15 @@ def reminders(db):
                 "order by r.id")
 
 
+def decided_and_sent(db, smtp, d, count):
+    """Waits until count reminders are decided and the one email among
+    them is sent, once; returns the messages."""
+    wait_for(lambda: (lambda rs: len(rs) == count and all(
+        r["status"] != "pending" for r in rs))(reminders(db)), 15,
+        f"{count} reminders decided")
+    return wait_sent(db, smtp, [d], 1)
+
+
 def reminder_daemon(daemon, secret, window="09:00-18:00", **kw):
     return daemon(http={"secret_file": secret},
                   reminders={"scan_interval": "1s", "send_window": window},
@@ -101,22 +111,20 @@ def test_due_reminder_sent_once_by_two_daemons_and_a_restart(
         treatment(db, p)
     d1 = reminder_daemon(daemon, secret)
     d2 = reminder_daemon(daemon, secret)
-    msgs = smtp.wait_messages(30, timeout=30)
-    time.sleep(3)           # both daemons scan a few more times
-    msgs = smtp.messages()
+    msgs = wait_sent(db, smtp, [d1, d2], 30)
     assert sorted(m.envelope_to[0] for m in msgs) == sorted(
         f"p-{i:03}@patients.example" for i in range(30))
     # Both daemons down while a step falls due (here: a new treatment),
     # then one restarted: it is sent once, and nothing sent before again.
+    # A stop waits for the sends under way: none was.
     d1.stop()
     d2.stop()
+    assert len(smtp.messages()) == 30
     late = patient(db, c, "LATE-1", first="Lou")
     treatment(db, late)
     d1.start()
     d1.wait_healthy()
-    smtp.wait_messages(31)
-    time.sleep(3)
-    msgs = smtp.messages()
+    msgs = wait_sent(db, smtp, [d1], 31, before=30)
     assert len(msgs) == 31
     assert msgs[-1].envelope_to == ["late-1@patients.example"]
     msgs = msgs[:30]
@@ -192,13 +200,9 @@ def test_each_reason_stops_a_reminder(daemon, db, smtp, secret):
     insert(db, "appointment", patient_id=ok,
            starts_at=now() - datetime.timedelta(days=6))
 
-    reminder_daemon(daemon, secret)
-    msgs = smtp.wait_messages(1)
-    wait_for(lambda: len(reminders(db)) == 6 and all(
-        r["status"] != "pending" for r in reminders(db)), 15,
-        "six reminders decided")
-    time.sleep(2)
-    assert [m.envelope_to for m in smtp.messages()] == [["ok@patients.example"]]
+    d = reminder_daemon(daemon, secret)
+    msgs = decided_and_sent(db, smtp, d, 6)
+    assert [m.envelope_to for m in msgs] == [["ok@patients.example"]]
     got = {r["patient_id"]: (r["status"], r["reason"]) for r in reminders(db)}
     assert got[ok] == ("sent", None)
     assert got[no_consent] == ("skipped", "no email consent")
@@ -217,10 +221,9 @@ def test_old_and_superseded_steps_are_not_sent(daemon, db, smtp, secret):
     both = patient(db, c, "BOTH")
     treatment(db, late, days_ago=400)     # imported years late
     treatment(db, both, days_ago=110)     # steps 90 and 104 both due
-    reminder_daemon(daemon, secret)
-    smtp.wait_messages(1)
-    time.sleep(2)
-    assert [m.envelope_to for m in smtp.messages()] == [["both@patients.example"]]
+    d = reminder_daemon(daemon, secret)
+    msgs = decided_and_sent(db, smtp, d, 2)
+    assert [m.envelope_to for m in msgs] == [["both@patients.example"]]
     got = {(r["patient_id"], r["step"]): (r["status"], r["reason"])
            for r in reminders(db)}
     # The treatment 400 days ago has no rows: beyond every rule's reach.

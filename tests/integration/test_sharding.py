@@ -11,7 +11,7 @@ import time
 
 from servers import publish, wait_for
 from test_excursions import insert, now, rows
-from test_outbox import secret  # noqa: F401 (fixture)
+from test_outbox import secret, wait_sent  # noqa: F401 (fixture)
 
 FEEDS = ("clinic-a", "clinic-b", "pool")
 RECEIVED = 'vialwatch_mqtt_messages_received_total{source="z2m"}'
@@ -37,6 +37,28 @@ def setup_clinic(db, feed, offline_after="30 minutes"):
                     offline_after=offline_after)
     insert(db, "sensor", key=f"zigbee2mqtt/{feed}/sensor-0", fridge_id=fridge)
     return clinic
+
+
+def offline_keys(db):
+    return [r["key"] for r in rows(
+        db, "select s.key from vialwatch.excursion e join vialwatch.sensor s"
+        " on s.id = e.sensor_id where e.kind = 'offline' order by s.key")]
+
+
+def heartbeat_until(mqtt_broker, feeds, done, timeout=30, offline_after=4):
+    """Every second, a reading of sensor-0 of each feed, until done() and
+    then for two offline_after periods more, in which an offline alarm
+    that should not be would be raised too; the deadline is timeout."""
+    deadline = time.monotonic() + timeout
+    until = None
+    while until is None or time.monotonic() < until:
+        publish(mqtt_broker.port, [z2m(feed, 0, now(), 5.0)
+                                   for feed in feeds])
+        if until is None and done():
+            until = time.monotonic() + 2 * offline_after
+        if until is None and time.monotonic() > deadline:
+            raise TimeoutError(f"nothing done after {timeout} s")
+        time.sleep(1)           # the feed's pace, not a wait
 
 
 def start(daemon, secret, topic, watch="own", **sections):
@@ -129,10 +151,9 @@ def test_sharded_and_pooled_daemons_store_and_send_once(
     assert sum(d.metric("vialwatch_readings_duplicate_total") or 0
                for d in everyone) == 0
 
-    # Six alarm emails (two contacts of three clinics) and the reminder.
-    smtp.wait_messages(7, timeout=30)
-    time.sleep(4)               # every daemon scans and claims again
-    msgs = smtp.messages()
+    # Six alarm emails (two contacts of three clinics) and the reminder,
+    # each sent once.
+    msgs = wait_sent(db, smtp, everyone, 7)
     assert sorted(r for m in msgs for r in m.envelope_to) == sorted(
         [f"{who}@{feed}.example" for feed in FEEDS
          for who in ("dana", "sam")] + ["ana@patients.example"])
@@ -160,15 +181,9 @@ def test_sharded_daemon_judges_only_its_own_sensors(
     groups = {feed: [start(daemon, secret, f"zigbee2mqtt/{feed}/#")]
               for feed in ("clinic-a", "clinic-b")}
     subscribed(mqtt_broker, groups)
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        publish(mqtt_broker.port, [z2m(feed, 0, now(), 5.0)
-                                   for feed in groups])
-        time.sleep(1)
-    offline = rows(db, "select s.key from vialwatch.excursion e"
-                   " join vialwatch.sensor s on s.id = e.sensor_id"
-                   " where e.kind = 'offline'")
-    assert offline == [{"key": "zigbee2mqtt/clinic-a/silent"}]
+    heartbeat_until(mqtt_broker, list(groups),
+                    lambda: "zigbee2mqtt/clinic-a/silent" in offline_keys(db))
+    assert offline_keys(db) == ["zigbee2mqtt/clinic-a/silent"]
     (a,), (b,) = groups["clinic-a"], groups["clinic-b"]
     assert "watch = own: 1 assigned sensor (such as " \
         "zigbee2mqtt/clinic-b/sensor-0) matches no [source] filter of " \
@@ -186,12 +201,7 @@ def test_default_watch_alarms_a_sensor_no_filter_delivers(
     groups = {"clinic-a": [start(daemon, secret, "zigbee2mqtt/clinic-a/#",
                                  watch="all")]}
     subscribed(mqtt_broker, groups)
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        publish(mqtt_broker.port, [z2m("clinic-a", 0, now(), 5.0)])
-        time.sleep(1)
-    offline = rows(db, "select s.key from vialwatch.excursion e"
-                   " join vialwatch.sensor s on s.id = e.sensor_id"
-                   " where e.kind = 'offline'")
-    assert offline == [{"key": "zigbee2mqtt/clinic-b/sensor-0"}]
+    heartbeat_until(mqtt_broker, ["clinic-a"],
+                    lambda: "zigbee2mqtt/clinic-b/sensor-0" in offline_keys(db))
+    assert offline_keys(db) == ["zigbee2mqtt/clinic-b/sensor-0"]
     assert "watch = own" not in groups["clinic-a"][0].log_text()
