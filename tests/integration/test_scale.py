@@ -138,3 +138,36 @@ def test_daily_summary_first_day(db, history):
         "from vialwatch.reading r join vialwatch.sensor s "
         "on s.id = r.sensor_id where s.fridge_id = %s", [f]).fetchone()
     assert first == want
+
+
+def test_excursion_sensors_newest_reading(db, history):
+    """What the daemon rebuilds its state from at start: each watched
+    sensor's newest reading received before the cut-off, the same as an
+    unbounded search finds, also when the newest readings arrived after
+    the cut-off (one sensor's whole last week did)."""
+    _, sensors = history
+    db.execute("update vialwatch.reading set received_at = ts")
+    db.execute("update vialwatch.reading set received_at = now() "
+               "where sensor_id = %s and ts > now() - interval '7 days'",
+               [sensors[2]])
+    want_sql = """
+        select s.id, vialwatch.epoch_us(r.ts), r.temp_c,
+            vialwatch.epoch_us(r.received_at)
+        from vialwatch.sensor s
+        left join lateral (
+            select r.ts, r.temp_c, r.received_at from vialwatch.reading r
+            where r.sensor_id = s.id
+                and (%(b)s::timestamptz is null or r.received_at < %(b)s)
+            order by r.ts desc limit 1) r on true
+        where s.fridge_id is not null order by s.id"""
+    got_sql = ("select sensor_id, last_ts_us, last_temp_c, last_arrival_us "
+               "from vialwatch.excursion_sensors(%(b)s) order by sensor_id")
+    cut = db.execute("select now() - interval '1 minute'").fetchone()[0]
+    for b in (None, cut):
+        want = db.execute(want_sql, {"b": b}).fetchall()
+        assert db.execute(got_sql, {"b": b}).fetchall() == want
+    got = dict((r[0], r[1]) for r in db.execute(got_sql, {"b": cut}))
+    newest = db.execute("select vialwatch.epoch_us(last_ts) from "
+                        "vialwatch.sensor where id = %s", [sensors[2]]
+                        ).fetchone()[0]
+    assert got[sensors[2]] < newest - 6 * 86400 * 10**6
