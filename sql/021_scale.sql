@@ -191,33 +191,15 @@ as $$
 $$;
 
 
--- Whether an active contact of excursion e's clinic in tiers 2 to p_tiers
--- has not been sent its escalation yet.
-create function vialwatch.escalate_due(e vialwatch.excursion,
-    p_tiers integer)
-returns boolean
-language sql
-stable
-set search_path = pg_catalog, pg_temp
-as $$
-	select exists (
-		select from vialwatch.contact ct
-		join vialwatch.fridge f on f.clinic_id = ct.clinic_id
-		where f.id = e.fridge_id and ct.active
-		    and ct.tier between 2 and p_tiers
-		    and not exists (select from vialwatch.notification n
-			where n.dedupe_key = format(
-			    'excursion:%s:escalate:contact:%s', e.id, ct.id)))
-$$;
-
--- escalate of 006: the latest reading from the sensor row, and no message
--- written for an alarm that has nobody to tell.
+-- escalate of 006: the alarms due found in one query, and the latest
+-- reading from the sensor row.
 create or replace function vialwatch.escalate(p_escalate interval, p_repeat interval)
 returns integer
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+	r	record;
 	e	vialwatch.excursion;
 	m	record;
 	base	timestamptz;
@@ -231,26 +213,42 @@ begin
 		raise exception 'escalate: intervals must be positive'
 		    using errcode = 'invalid_parameter_value';
 	end if;
-	for e in
-		select x.* from vialwatch.excursion x
+	-- The alarms due for an escalation or a repeat, in one query; not
+	-- those with nobody left to tell (the usual case at any moment).
+	for r in
+		select x as e, t.base
+		from vialwatch.excursion x
+		cross join lateral (
+			select coalesce(min(n.created_at), x.alarmed_at) as base
+			from vialwatch.notification n
+			where n.excursion_id = x.id and n.channel = 'email'
+		) t
+		cross join lateral (
+			select 1 + floor(extract(epoch from now() - t.base)
+			    / extract(epoch from p_escalate))::integer as tiers,
+			    floor(extract(epoch from now() - t.base)
+			    / extract(epoch from p_repeat))::integer as step
+		) k
 		where x.ended_at is null and x.alarmed_at is not null
 		    and x.acked_at is null and x.kind in ('high', 'low', 'offline')
+		    and now() - t.base >= least(p_escalate, p_repeat)
+		    and (k.step >= 1 or exists (
+			select from vialwatch.contact ct
+			join vialwatch.fridge f on f.clinic_id = ct.clinic_id
+			where f.id = x.fridge_id and ct.active
+			    and ct.tier between 2 and k.tiers
+			    and not exists (select from vialwatch.notification n
+				where n.dedupe_key = format(
+				    'excursion:%s:escalate:contact:%s', x.id,
+				    ct.id))))
 		order by x.id
 	loop
-		select min(created_at) into base from vialwatch.notification
-		where excursion_id = e.id and channel = 'email';
-		base := coalesce(base, e.alarmed_at);
-		if now() - base < least(p_escalate, p_repeat) then
-			continue;
-		end if;
+		e := r.e;
+		base := r.base;
 		tiers := 1 + floor(extract(epoch from now() - base)
 		    / extract(epoch from p_escalate))::integer;
 		step := floor(extract(epoch from now() - base)
 		    / extract(epoch from p_repeat))::integer;
-		-- Nothing to send (the usual case): no message to write.
-		if step < 1 and not vialwatch.escalate_due(e, tiers) then
-			continue;
-		end if;
 		temp := vialwatch.sensor_last_temp(e.sensor_id);
 		m := vialwatch.excursion_mail(case e.kind when 'offline'
 		    then 'offline' else 'alarm' end, e, temp, null);
