@@ -5,10 +5,8 @@ In a private PostgreSQL it builds, with SQL generate_series, the readings
 of --sensors sensors (one per fridge, a tenth of them freezers, clinics in
 several time zones) over --months months, one every --every seconds:
 a daily swing, noise, door openings in opening hours and a few excursions.
-It seals and compacts the days that are over when the database can
-(vialwatch.reading_compact_run), then times, cold (right after a restart
-of PostgreSQL: its buffers empty, the OS cache as it is) and warm (median
-of 5):
+It then times, cold (right after a restart of PostgreSQL: its buffers
+empty, the OS cache as it is) and warm (median of 5):
 
   fridge_status for all fridges, vialwatchctl status, daily_summary for
   one fridge-month and for every fridge for yesterday, vialwatchctl report
@@ -31,7 +29,6 @@ TARGETS_MS = {
     "escalate": 50,
     "start to READY": 2000,
 }
-TARGET_SEALED_BYTES = 12
 ZONES = ("Europe/Berlin", "America/Chicago", "America/New_York",
          "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney", "UTC")
 RUNS = 5
@@ -117,63 +114,15 @@ class Scale:
         self.facts["load_s"] = time.monotonic() - t0
         log(f"scale: {rows:,} readings in {self.facts['load_s']:.0f} s")
         self.sql("vacuum analyze")
-        self.compact()
         self.facts["bytes"] = self.at_rest()
 
-    def compact(self):
-        """Seals the days that are over and stores them compactly, when
-        this database can."""
-        have = self.sql("select to_regproc('vialwatch.reading_compact_run') "
-                        "is not null")[0][0]
-        if not have:
-            self.facts["compacted"] = None
-            return
-        t0 = time.monotonic()
-        with self.pg.connect(self.db) as conn:
-            conn.execute("set vialwatch.reason = 'benchmark'")
-            while conn.execute("select count(*) from "
-                               "vialwatch.reading_seal_run(100000)"
-                               ).fetchone()[0] > 0:
-                pass
-            days = 0
-            while True:
-                k = conn.execute("select vialwatch.reading_compact_run(5000)"
-                                 ).fetchone()[0]
-                days += k
-                if k == 0:
-                    break
-        self.sql("vacuum analyze")
-        self.facts["compacted"] = days
-        self.facts["compact_s"] = time.monotonic() - t0
-        log(f"scale: {days:,} sensor-days sealed and compacted in "
-            f"{self.facts['compact_s']:.0f} s")
-
     def at_rest(self):
-        """(bytes per reading over all reading storage, of the hot rows,
-        of the sealed days, or None where there is none)."""
-        hot_bytes = self.sql(
+        """Bytes per reading over every reading partition."""
+        size = self.sql(
             "select coalesce(sum(pg_total_relation_size(format("
             "'vialwatch.%I', name)::regclass)), 0) "
             "from vialwatch.reading_partition")[0][0]
-        hot_rows = self.sql(
-            f"select count(*) from {HOT if self.has('reading_day') else 'vialwatch.reading'}"
-            )[0][0]
-        out = {"hot": hot_bytes / hot_rows if hot_rows else None,
-               "sealed": None}
-        total_b, total_r = hot_bytes, hot_rows
-        if self.has("reading_day"):
-            day = self.sql(
-                "select pg_total_relation_size('vialwatch.reading_day'), "
-                "coalesce(sum(n), 0) from vialwatch.reading_day")[0]
-            out["sealed"] = day[0] / day[1] if day[1] else None
-            total_b += day[0]
-            total_r += day[1]
-        out["all"] = total_b / total_r if total_r else None
-        return out
-
-    def has(self, table):
-        return self.sql("select to_regclass(%s) is not null",
-                        [f"vialwatch.{table}"])[0][0]
+        return size / self.facts["rows"] if self.facts["rows"] else None
 
     # --- timings --------------------------------------------------------
 
@@ -324,16 +273,11 @@ class Scale:
         print(f"scale: {self.sensors:,} sensors, {self.months} months, a "
               f"reading every {self.every} s: {f['rows']:,} readings "
               f"(loaded in {f['load_s']:.0f} s)")
-        if f.get("compacted") is not None:
-            print(f"  sealed and compacted: {f['compacted']:,} sensor-days "
-                  f"in {f['compact_s']:.0f} s")
-        b = f["bytes"]
 
         def fmt(x):
             return "-" if x is None else f"{x:.1f}"
-        print(f"  bytes per reading at rest: {fmt(b['all'])} over all "
-              f"reading storage (hot rows {fmt(b['hot'])}, sealed days "
-              f"{fmt(b['sealed'])}; target sealed <= {TARGET_SEALED_BYTES})")
+        print(f"  bytes per reading at rest: {fmt(f['bytes'])} over every "
+              "reading partition (table and indexes)")
         print(f"  {'':32} {'cold ms':>10} {'warm ms':>10}  target")
         for name, r in self.res.items():
             if isinstance(r, str):
@@ -346,9 +290,6 @@ class Scale:
                 verdict = f"< {t}  {'met' if warm < t else 'NOT MET'}"
             print(f"  {name:32} {fmt(cold):>10} {fmt(warm):>10}  {verdict}")
 
-
-# The hot rows when sealed days are stored apart.
-HOT = "vialwatch.reading_hot"
 
 # One month of readings, in time order: a daily swing, noise, the door
 # opened now and then in opening hours (+2.5 C for a reading), and for one
