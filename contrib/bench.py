@@ -41,7 +41,14 @@ import tempfile
 import time
 from pathlib import Path
 
-PHASES = ("qos0", "qos1", "latency", "rss", "alerts")
+PHASES = ("qos0", "qos1", "latency", "rss", "alerts", "scale")
+# What a run without --phase measures (scale takes its own quarter hour).
+DEFAULT_PHASES = ("qos0", "qos1", "latency", "rss", "alerts")
+SENSORS = 1000
+# The default size of the scale phase: about 22 million readings.
+SCALE_SENSORS = 200
+SCALE_MONTHS = 13
+SCALE_EVERY = 300
 TARGET_RATIO = 0.9
 TARGET_RATIO_MIN_N = 500000
 TARGET_P99_MS = 250
@@ -205,6 +212,20 @@ class Bench:
         self.serial = 0
         self.details = []
         self.load = os.getloadavg()
+        self.pin = getattr(args, "pin", False)
+
+    # --- CPUs (--pin) ---------------------------------------------------
+
+    def pinned(self, argv, cpu):
+        """argv, run on CPU cpu alone with --pin."""
+        return ["taskset", "-c", str(cpu), *argv] if self.pin else argv
+
+    def pin_pids(self, pids, cpu):
+        """Every thread of pids onto CPU cpu with --pin; their children
+        to come inherit it."""
+        for pid in pids if self.pin else ():
+            subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(pid)],
+                           stdout=subprocess.DEVNULL, check=False)
 
     # --- servers --------------------------------------------------------
 
@@ -214,6 +235,7 @@ class Bench:
             settings=["track_commit_timestamp = on"])
         log(f"starting PostgreSQL on port {self.pg.port}")
         self.pg.start()
+        self.pin_pids(family(self.pg.pid), 1)
         self.pg.createdb("vw_template")
         conf = self.dir / "ctl.conf"
         conf.write_text(self.s.render_config({
@@ -233,9 +255,21 @@ class Bench:
 
     def broker(self, name):
         b = self.s.Mosquitto(self.dir / f"mqtt-{name}", persistence=False)
-        return b.start()
+        b.start()
+        self.pin_pids([b.pid], 0)
+        return b
 
     def daemon(self, name, broker, dbname, qos, smtp=None, extra=None):
+        config = self.daemon_config(name, broker, dbname, qos, smtp, extra)
+        d = self.s.Daemon(self.dir / f"daemon-{name}", config,
+                          binary=str(self.build / "vialwatchd"))
+        d.dbname = dbname
+        d.start()
+        self.pin_pids([d.pid], 1)
+        d.wait_healthy(timeout=30)
+        return d
+
+    def daemon_config(self, name, broker, dbname, qos, smtp=None, extra=None):
         self.serial += 1
         http_port = self.s.free_port()
         state = self.dir / f"state-{name}"
@@ -256,12 +290,7 @@ class Bench:
                               "tls": "none"}
         for section, keys in (extra or {}).items():
             config.setdefault(section, {}).update(keys)
-        d = self.s.Daemon(self.dir / f"daemon-{name}", config,
-                          binary=str(self.build / "vialwatchd"))
-        d.dbname = dbname
-        d.start()
-        d.wait_healthy(timeout=30)
-        return d
+        return config
 
     def subscribed(self, d, broker, dbname):
         """Waits until the daemon's subscription is in place (a probe it
@@ -281,8 +310,8 @@ class Bench:
                 "-q", qos]
         if rate:
             argv += ["-r", rate]
-        return subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE,
-                                text=True)
+        return subprocess.Popen(self.pinned([str(a) for a in argv], 0),
+                                stdout=subprocess.PIPE, text=True)
 
     def pub_result(self, p, timeout):
         out, _ = p.communicate(timeout=timeout)
@@ -295,9 +324,9 @@ class Bench:
     def bare(self, qos, n, sensors):
         """N readings to a bare subscriber: the limit."""
         broker = self.broker(f"bare{qos}")
-        sub = subprocess.Popen(
+        sub = subprocess.Popen(self.pinned(
             [str(self.vwbench), "sub", "-p", str(broker.port), "-n", str(n),
-             "-q", str(qos), "-t", "bench/#", "-i", "10"],
+             "-q", str(qos), "-t", "bench/#", "-i", "10"], 1),
             stdout=subprocess.PIPE, text=True)
         try:
             ready, _, _ = select.select([sub.stdout], [], [], 15)
@@ -572,6 +601,9 @@ class Bench:
         print(f"  software  {', '.join(versions)}")
         print(f"  setup     N = {n_(n)} readings from {n_(sensors)} sensors per "
               "rate run; a fresh Mosquitto and database per run")
+        if self.pin:
+            print("            pinned: publisher and broker on CPU 0, "
+                  "vialwatchd, PostgreSQL and the bare subscriber on CPU 1")
         print(f"            PostgreSQL fsync={settings.get('fsync')} "
               f"synchronous_commit={settings.get('synchronous_commit')} "
               f"track_commit_timestamp={settings.get('track_commit_timestamp')}; "
@@ -595,6 +627,11 @@ class Bench:
         if "rss" in res:
             print(f"peak RSS of vialwatchd, {n_(RSS_SENSORS)} sensors, QoS 1")
             report_rss(res["rss"])
+        if "scale" in res:
+            if isinstance(res["scale"], str):
+                print(f"scale: {res['scale']}")
+            else:
+                res["scale"].report()
         if "alerts" in res:
             print(f"alarm email, publish -> accepted by the SMTP server, "
                   f"{ALERTS} alarms at {ALERTS_RATE}/s")
@@ -697,26 +734,37 @@ def main():
     ap.add_argument("--builddir", required=True)
     ap.add_argument("--vwbench", required=True)
     ap.add_argument("-n", type=int, help="readings per rate run (500000)")
-    ap.add_argument("--sensors", type=int, default=1000)
+    ap.add_argument("--sensors", type=int,
+                    help=f"sensors ({SENSORS}; scale: {SCALE_SENSORS})")
+    ap.add_argument("--months", type=int, default=SCALE_MONTHS,
+                    help=f"scale: months of history ({SCALE_MONTHS})")
+    ap.add_argument("--every", type=int, default=SCALE_EVERY,
+                    help=f"scale: seconds between readings ({SCALE_EVERY})")
     ap.add_argument("--quick", action="store_true", help="a small smoke run")
     ap.add_argument("--phase", type=phases, action="extend",
                     help=f"run only these ({', '.join(PHASES)}); repeatable")
+    ap.add_argument("--pin", action="store_true",
+                    help="publisher and broker on CPU 0; vialwatchd, "
+                    "PostgreSQL and the bare subscriber on CPU 1")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--unsafe-pg", action="store_true",
                     help="PostgreSQL with fsync and synchronous_commit off")
     args = ap.parse_args()
-    want = args.phase or list(PHASES)
+    want = args.phase or list(DEFAULT_PHASES)
+    scale_sensors = args.sensors or SCALE_SENSORS
+    args.sensors = args.sensors or SENSORS
     n = args.n or (20000 if args.quick else 500000)
     lat_n = LATENCY_RATE * LATENCY_SECONDS
     rss_n = RSS_READINGS
     if args.quick:
         lat_n = LATENCY_RATE * 5
         rss_n = RSS_SENSORS * 2
-    if n < 1 or args.sensors < 1:
-        ap.error("-n and --sensors must be positive")
+    if n < 1 or args.sensors < 1 or args.months < 1 or args.every < 1:
+        ap.error("-n, --sensors, --months and --every must be positive")
 
     sys.dont_write_bytecode = True
     sys.path.insert(0, str(Path(args.srcdir).resolve() / "tests" / "integration"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import servers
 
     def interrupt(signum, frame):
@@ -743,8 +791,19 @@ def main():
         log(f"alerts: {ALERTS} alarms at {ALERTS_RATE}/s")
         return b.alerts(ALERTS)
 
+    def scale():
+        import bench_scale
+        import psycopg
+        log(f"scale: {n_(scale_sensors)} sensors, {args.months} months, "
+            f"a reading every {args.every} s")
+        try:
+            return bench_scale.Scale(b, scale_sensors, args.months,
+                                     args.every).run()
+        except psycopg.Error as e:
+            raise RuntimeError(f"scale: {e}") from None
+
     runs = {"qos0": lambda: rates(0), "qos1": lambda: rates(1),
-            "latency": latency, "rss": rss, "alerts": alerts}
+            "latency": latency, "rss": rss, "alerts": alerts, "scale": scale}
     b = Bench(args, servers)
     ok = False
     try:

@@ -275,7 +275,11 @@ ctl_notice(void *arg, const PGresult *res)
 	fprintf(stderr, "%s: %.*s\n", lower, ctl_trimlen(msg), msg);
 }
 
-/* Every change made from here names the OS user in the audit trail. */
+/*
+ * Every change made from here names the OS user in the audit trail.  No
+ * JIT: over many reading partitions the planner's estimates would have
+ * a query that runs in milliseconds compiled for a second first.
+ */
 static int
 ctl_os_user(struct ctl *ctl)
 {
@@ -285,7 +289,7 @@ ctl_os_user(struct ctl *ctl)
 
 	params[0] = user;
 	res = ctl_query(ctl, "select set_config('vialwatch.actor_os_user', $1,"
-	    " false)", 1, params);
+	    " false), set_config('jit', 'off', false)", 1, params);
 	free(user);
 	if (res == NULL)
 		return (-1);
