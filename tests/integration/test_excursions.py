@@ -840,7 +840,7 @@ def test_ctl_lots(db, clean_db, ctl_conf):
     r = ctl(ctl_conf, "lots", "--fridge", f["fridge"])
     assert "Dana Lee, " in r.stdout and ": Allergan: stability" in r.stdout
 
-    usage = ("--by NAME and --note TEXT are required", "which lot?")
+    usage = ("--by WHO and --note TEXT are required", "which lot?")
     for args, err in [
             (["lots", "release", botox, "--by", "2", "--note", "again"],
              f"lot {botox} (Botox C1234) is released (by Dana Lee), not "
